@@ -1,0 +1,60 @@
+"""The ``kmsnap`` command line: a thin typer layer over the library, and its one error funnel.
+
+``run(argv)`` returns an exit status without exiting, for tests; ``main()`` exits with it.
+Expected errors (``KmsnapError``) become one line on stderr and exit 1; ``--debug``
+shows the traceback. Only this package prints.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Sequence
+
+import typer
+
+from kmsnap.cli import commands as _commands  # noqa: F401  (registers the commands)
+from kmsnap.cli._common import err_console
+from kmsnap.cli.app import app
+from kmsnap.errors import ExitStatus, KmsnapError
+
+__all__ = ["app", "main", "run"]
+
+
+def _fail(message: str) -> int:
+    err_console.print(f"kmsnap: error: {message}", markup=False)
+    return int(ExitStatus.ERROR)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        result = app(args=args, prog_name="kmsnap", standalone_mode=False)
+    except KmsnapError as exc:
+        if debug:
+            traceback.print_exc()
+        return _fail(str(exc))
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        return _fail("interrupted")
+    except typer.TyperException as exc:
+        # Usage errors: typer's own message, but exit 1 (2 means "changes" here).
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show(file=sys.stderr)
+            return int(ExitStatus.ERROR)
+        return _fail(str(exc))
+    except Exception as exc:  # a bug: still one line unless --debug
+        if debug:
+            traceback.print_exc()
+            return int(ExitStatus.ERROR)
+        return _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
+    return int(result) if isinstance(result, int) else int(ExitStatus.OK)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(run())

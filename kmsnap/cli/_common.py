@@ -1,0 +1,64 @@
+"""Helpers shared by the commands: the stderr console, warnings, API and token resolution."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from kmsnap.errors import TokenError
+
+DEFAULT_API = "https://api.kissmetrics.com/core"
+TOKEN_ENV = "KISSMETRICS_TOKEN"
+API_ENV = "KMSNAP_API"
+
+# Everything but the result goes to stderr; stdout carries only the result.
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def warn(message: str) -> None:
+    """Print one warning line on stderr."""
+    err_console.print(f"kmsnap: warning: {message}", markup=False)
+
+
+def info(message: str) -> None:
+    """Print one informational line on stderr."""
+    err_console.print(message, markup=False)
+
+
+def stderr_is_terminal() -> bool:
+    return sys.stderr.isatty()
+
+
+def resolve_api(flag: str | None, config_value: str | None = None) -> str:
+    """The API base URL: --api, else $KMSNAP_API, else the config file, else the default."""
+    for candidate in (flag, os.environ.get(API_ENV), config_value):
+        if candidate:
+            return candidate.rstrip("/") if candidate.endswith("/") else candidate
+    return DEFAULT_API
+
+
+def read_token(token_file: Path | None) -> str:
+    """The token from --token-file, else $KISSMETRICS_TOKEN; never from the command line."""
+    if token_file is not None:
+        try:
+            mode = token_file.stat().st_mode
+            text = token_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise TokenError(f"cannot read token file {token_file}: {exc.strerror}") from None
+        if os.name == "posix" and mode & (stat.S_IRGRP | stat.S_IROTH):
+            warn(f"token file {token_file} can be read by other users; run: chmod 600 {token_file}")
+        token = text.strip()
+        if not token:
+            raise TokenError(f"token file {token_file} is empty")
+        return token
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if not token:
+        raise TokenError(
+            f"no API token: set {TOKEN_ENV} or pass --token-file PATH "
+            "(create a Personal Token under Account settings > Manage API Tokens)"
+        )
+    return token

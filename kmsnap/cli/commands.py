@@ -1,0 +1,3 @@
+"""Imports every command module so that each registers itself on ``app``."""
+
+# Each module owns one command (or two close ones) and registers with @app.command().

@@ -1,0 +1,161 @@
+"""The catalog's entity kinds and what kmsnap knows about each: pure data, no I/O.
+
+Every per-kind rule (collection rel, name field, canonical field order, which
+fields are usage counters) lives in the ``KINDS`` table, not in scattered ifs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+Record = dict[str, Any]
+
+# Usage counters and usage timestamps: traffic, not catalog. Kept out of the
+# catalog files (``<kind>.stats.yaml`` with --with-stats) and out of diffs.
+USAGE_FIELDS: frozenset[str] = frozenset(
+    {"total", "first_used_at", "last_used_at", "first_sent_at", "last_sent_at"}
+)
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """What kmsnap knows about one documented entity kind."""
+
+    kind: str  # singular: "event"
+    rel: str  # the collection's link relation and file stem: "events"
+    name_field: str  # "name", or "title" for metrics
+    fields: tuple[str, ...]  # documented fields in canonical order, "id" first
+    parent: str | None  # kind of the parent entity: "product" for an event
+
+    @property
+    def parent_field(self) -> str | None:
+        """The field holding the parent's id (``product_id``, ``account_id``)."""
+        return f"{self.parent}_id" if self.parent else None
+
+
+KINDS: dict[str, KindSpec] = {
+    spec.kind: spec
+    for spec in (
+        KindSpec(
+            "account", "accounts", "name",
+            ("id", "name", "status", "created_at", "updated_at", "contact"),
+            None,
+        ),
+        KindSpec(
+            "product", "products", "name",
+            ("id", "account_id", "name", "url", "status", "environment", "timezone",
+             "created_at"),
+            "account",
+        ),
+        KindSpec(
+            "report", "reports", "name",
+            ("id", "account_id", "product_id", "name", "report_type", "created_at"),
+            "product",
+        ),
+        KindSpec(
+            "event", "events", "name",
+            ("id", "product_id", "name", "display_name", "description", "is_visible",
+             "total", "first_used_at", "last_used_at", "first_sent_at", "last_sent_at"),
+            "product",
+        ),
+        KindSpec(
+            "property", "properties", "name",
+            ("id", "product_id", "name", "display_name", "description", "is_visible", "type",
+             "first_used_at", "last_used_at", "first_sent_at", "last_sent_at"),
+            "product",
+        ),
+        KindSpec(
+            "metric", "metrics", "title",
+            ("id", "product_id", "title", "description", "is_visible", "unit_type", "status",
+             "color", "sort_index", "config_last_changed_at"),
+            "product",
+        ),
+    )
+}
+
+# Kinds whose entities live under a product directory, in file order.
+PRODUCT_KINDS: tuple[str, ...] = ("report", "event", "property", "metric")
+
+KIND_BY_REL: dict[str, str] = {spec.rel: spec.kind for spec in KINDS.values()}
+
+
+def kind_for_rel(rel: str) -> str:
+    """The kind for a collection rel: ``events`` -> ``event``; an unknown rel is its own kind."""
+    return KIND_BY_REL.get(rel, rel)
+
+
+def rel_for_kind(kind: str) -> str:
+    """The collection rel (and file stem) for a kind; an unknown kind is its own rel."""
+    spec = KINDS.get(kind)
+    return spec.rel if spec else kind
+
+
+def name_field(kind: str) -> str:
+    """The field that names an entity of this kind (``title`` for metrics)."""
+    spec = KINDS.get(kind)
+    return spec.name_field if spec else "name"
+
+
+def entity_name(kind: str, record: Record) -> str | None:
+    """The entity's name (title for metrics), or None when it has none or not a string."""
+    value = record.get(name_field(kind))
+    if value is None and kind not in KINDS:
+        value = record.get("title")
+    return value if isinstance(value, str) else None
+
+
+def order_fields(kind: str, record: Record) -> Record:
+    """A copy of ``record`` in canonical key order: id, documented fields, then the rest sorted."""
+    spec = KINDS.get(kind)
+    known = spec.fields if spec else ("id",)
+    out: Record = {k: record[k] for k in known if k in record}
+    for key in sorted(k for k in record if k not in out):
+        out[key] = record[key]
+    return out
+
+
+def split_usage(record: Record) -> tuple[Record, Record]:
+    """Split a record into (catalog fields, usage fields); neither keeps ``links``."""
+    catalog: Record = {}
+    usage: Record = {}
+    for key, value in record.items():
+        if key == "links":
+            continue
+        (usage if key in USAGE_FIELDS else catalog)[key] = value
+    return catalog, usage
+
+
+@dataclass
+class Snapshot:
+    """A whole catalog in memory.
+
+    ``entities[kind][id]`` is the record as the API sent it, minus ``links`` and
+    minus usage fields; ``stats[kind][id]`` holds the usage fields (filled only
+    when pulled or loaded with stats). Kinds are the singular names of ``KINDS``
+    or, for collections kmsnap does not know, the rel they were found under.
+    """
+
+    api: str = ""
+    entities: dict[str, dict[str, Record]] = field(default_factory=dict)
+    stats: dict[str, dict[str, Record]] = field(default_factory=dict)
+
+    def of(self, kind: str) -> dict[str, Record]:
+        """The entities of one kind by id (an empty dict when there are none)."""
+        return self.entities.get(kind, {})
+
+    def add(self, kind: str, record: Record) -> None:
+        """Add (or replace) one entity, splitting its usage fields into ``stats``."""
+        catalog, usage = split_usage(record)
+        entity_id = str(catalog["id"])
+        self.entities.setdefault(kind, {})[entity_id] = catalog
+        if usage:
+            self.stats.setdefault(kind, {})[entity_id] = usage
+
+    def counts(self) -> dict[str, int]:
+        """Entities per kind, sorted by kind."""
+        return {kind: len(self.entities[kind]) for kind in sorted(self.entities)}
+
+    def size(self) -> int:
+        """The number of entities of every kind."""
+        return sum(len(by_id) for by_id in self.entities.values())
