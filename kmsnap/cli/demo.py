@@ -1,0 +1,1 @@
+"""The `kmsnap demo` command (to be built)."""

@@ -1,0 +1,1 @@
+"""The `kmsnap diff` command (to be built)."""

@@ -1,0 +1,1 @@
+"""The `kmsnap init` command (to be built)."""

@@ -1,0 +1,1 @@
+"""The `kmsnap log` command (to be built)."""

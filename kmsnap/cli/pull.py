@@ -1,0 +1,1 @@
+"""The `kmsnap pull` command (to be built)."""

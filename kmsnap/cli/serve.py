@@ -1,0 +1,1 @@
+"""The `kmsnap serve` command (to be built)."""
