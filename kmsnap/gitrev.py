@@ -1,0 +1,372 @@
+"""Read snapshots straight out of git: ``GitSource`` is a snapshot at ``REV:PATH``, no checkout.
+
+Everything runs git with argument lists (never a shell), ``--end-of-options`` before anything a
+user typed, and ``-z`` output, so a revision cannot become an option and odd paths stay intact.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING
+
+from kmsnap.errors import GitError, SnapshotError
+
+if TYPE_CHECKING:
+    from kmsnap.store import SnapshotSource
+
+__all__ = [
+    "MAX_BLOB_BYTES",
+    "GitBlobReader",
+    "GitSource",
+    "git_output",
+    "open_source",
+    "repo_root",
+    "resolve_tree",
+    "split_spec",
+]
+
+# A snapshot file bigger than this is refused before it is read into memory: the store's loader
+# bounds sizes too, but a hostile branch could otherwise make us buffer a gigabyte blob first.
+MAX_BLOB_BYTES = 256 * 1024 * 1024
+
+# Regular files only: a symlink's blob is its target text and a gitlink is another repository.
+_FILE_MODES = frozenset({"100644", "100755"})
+
+
+def _git_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # Read-only work: never take optional locks (they would fight a concurrent `git commit`),
+    # and never ask for credentials or a pager.
+    env["GIT_OPTIONAL_LOCKS"] = "0"
+    env["GIT_TERMINAL_PROMPT"] = "0"
+    env["GIT_PAGER"] = "cat"
+    env.pop("GIT_EXTERNAL_DIFF", None)
+    return env
+
+
+def _first_line(data: bytes) -> str:
+    text = data.decode("utf-8", "replace").strip()
+    return text.splitlines()[0] if text else ""
+
+
+def git_output(repo: Path, args: Sequence[str], *, check: bool = True) -> bytes | None:
+    """Run ``git ARGS`` in ``repo``; stdout, or None when it failed and ``check`` is false."""
+    try:
+        proc = subprocess.run(
+            ["git", *args],
+            cwd=repo,
+            env=_git_env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise GitError("git is not installed (or not on PATH)") from None
+    except NotADirectoryError:
+        raise GitError(f"not a directory: {repo}") from None
+    if proc.returncode != 0:
+        if not check:
+            return None
+        raise GitError(f"git {args[0]} failed: {_first_line(proc.stderr) or 'no message'}")
+    return proc.stdout
+
+
+def repo_root(cwd: Path | None = None) -> Path:
+    """The top directory of the git work tree containing ``cwd`` (default: the current one)."""
+    where = Path.cwd() if cwd is None else cwd
+    out = git_output(where, ["rev-parse", "--show-toplevel"], check=False)
+    if out is None:
+        raise GitError(f"not inside a git repository: {where}")
+    return Path(out.decode("utf-8", "surrogateescape").strip())
+
+
+def split_spec(spec: str) -> tuple[str, str] | None:
+    """Split ``REV:PATH`` at the colon that ends REV, or None when there is none.
+
+    A colon inside ``@{...}`` (``main@{2024-01-01 10:00}``) belongs to the revision.
+    """
+    depth = 0
+    for index, char in enumerate(spec):
+        if char == "{":
+            depth += 1
+        elif char == "}" and depth:
+            depth -= 1
+        elif char == ":" and depth == 0:
+            return spec[:index], spec[index + 1 :]
+    return None
+
+
+def _normalize_path(repo: Path, path: str, shown: str) -> str:
+    """PATH relative to the repository's top, as git spells it (posix, no leading ``./``)."""
+    path = path.replace("\\", "/")
+    if path.startswith(("./", "../")) or path in (".", ".."):
+        # git's own rule for REV:./PATH: relative to the current directory, not the top.
+        prefix = git_output(repo, ["rev-parse", "--show-prefix"]) or b""
+        path = prefix.decode("utf-8", "surrogateescape").rstrip("\n") + path
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                raise GitError(f"{shown}: the path leaves the repository")
+            parts.pop()
+            continue
+        parts.append(part)
+    return "/".join(parts)
+
+
+def resolve_tree(repo: Path, rev: str, path: str, *, label: str | None = None) -> str:
+    """The id of the tree at ``REV:PATH``; GitError when the revision or the directory is missing.
+
+    PATH is relative to the repository's top, or to ``repo`` when it starts with ``./``/``../``
+    (git's own rule for ``REV:./PATH``).
+    """
+    shown = label if label is not None else f"{rev}:{path}"
+    if not rev:
+        raise GitError(f"{shown}: empty revision (write REV:PATH, e.g. HEAD~1:snapshots)")
+    # --end-of-options: a REV such as "--output=x" is a revision to look up, never an option.
+    out = git_output(
+        repo,
+        ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{tree}}"],
+        check=False,
+    )
+    root = out.decode().strip() if out else ""
+    if not root:
+        raise GitError(f"{shown}: unknown revision {rev!r}")
+    norm = _normalize_path(repo, path, shown)
+    if not norm:
+        return root
+    # Look the path up under the resolved tree id, so the revision text is parsed only once.
+    out = git_output(
+        repo,
+        ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{root}:{norm}"],
+        check=False,
+    )
+    oid = out.decode().strip() if out else ""
+    if not oid:
+        raise GitError(f"{shown}: no {norm!r} at revision {rev!r}")
+    kind = git_output(repo, ["cat-file", "-t", oid], check=False)
+    if kind is None or kind.strip() != b"tree":
+        raise GitError(f"{shown}: {norm!r} is not a directory at revision {rev!r}")
+    return oid
+
+
+def list_tree(repo: Path, tree: str) -> dict[str, tuple[str, int]]:
+    """Every regular file under ``tree``: posix relpath -> (blob id, size), one ``ls-tree``."""
+    out = git_output(repo, ["ls-tree", "-r", "-z", "-l", "--full-tree", tree])
+    assert out is not None
+    files: dict[str, tuple[str, int]] = {}
+    for entry in out.split(b"\0"):
+        if not entry:
+            continue
+        meta, _, name = entry.partition(b"\t")
+        parts = meta.split()
+        if len(parts) != 4 or parts[1] != b"blob" or parts[0].decode() not in _FILE_MODES:
+            continue
+        relpath = name.decode("utf-8", "surrogateescape")
+        files[relpath] = (parts[2].decode(), int(parts[3]) if parts[3].isdigit() else 0)
+    return files
+
+
+class GitBlobReader:
+    """Reads objects by id through one long-running ``git cat-file --batch`` process.
+
+    Start it once and share it: a process per file is what makes naive history tools slow.
+    Use as a context manager (or call ``close``) so the process and its pipes are released.
+    """
+
+    def __init__(self, repo: Path, *, max_bytes: int = MAX_BLOB_BYTES):
+        self.repo = repo
+        self.max_bytes = max_bytes
+        self.reads = 0  # objects read so far: lets callers (and tests) see the cache working
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        if self._proc is None:
+            try:
+                self._proc = subprocess.Popen(
+                    ["git", "cat-file", "--batch"],
+                    cwd=self.repo,
+                    env=_git_env(),
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                )
+            except FileNotFoundError:
+                raise GitError("git is not installed (or not on PATH)") from None
+        return self._proc
+
+    def read(self, oid: str, *, name: str | None = None) -> bytes:
+        """The bytes of object ``oid``; ``name`` (a path) is used in error messages."""
+        shown = name or oid
+        if not oid or any(c not in "0123456789abcdef" for c in oid):
+            # Only ids go down the pipe: a newline or a "rev:path" there would be a lookup.
+            raise GitError(f"{shown}: not an object id: {oid!r}")
+        proc = self._start()
+        stdin: IO[bytes] | None = proc.stdin
+        stdout: IO[bytes] | None = proc.stdout
+        assert stdin is not None and stdout is not None
+        try:
+            stdin.write(oid.encode() + b"\n")
+            stdin.flush()
+            header = stdout.readline()
+        except (BrokenPipeError, OSError) as exc:
+            self.close()
+            raise GitError(f"git cat-file stopped while reading {shown}: {exc}") from None
+        parts = header.split()
+        if len(parts) != 3:
+            if header.endswith(b" missing\n"):
+                raise GitError(f"{shown}: object {oid} is missing from the repository")
+            self.close()
+            raise GitError(f"git cat-file gave an unexpected answer for {shown}")
+        size = int(parts[2])
+        if size > self.max_bytes:
+            # Drain what git is sending so the pipe stays in step, but keep none of it.
+            left = size + 1
+            while left:
+                chunk = stdout.read(min(left, 1 << 20))
+                if not chunk:
+                    self.close()
+                    break
+                left -= len(chunk)
+            raise SnapshotError(
+                f"file is {size} bytes, more than the {self.max_bytes} allowed", path=shown
+            )
+        data = stdout.read(size + 1)
+        if len(data) != size + 1:
+            self.close()
+            raise GitError(f"git cat-file cut off {shown}")
+        self.reads += 1
+        return data[:size]
+
+    def read_many(self, items: Mapping[str, str]) -> dict[str, bytes]:
+        """``{name: oid}`` -> ``{name: bytes}``, in the order given."""
+        return {name: self.read(oid, name=name) for name, oid in items.items()}
+
+    def close(self) -> None:
+        """Stop the git process and close its pipes (safe to call twice)."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        for pipe in (proc.stdin, proc.stdout):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def __enter__(self) -> GitBlobReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        # A forgotten reader must not leave a git process (or a ResourceWarning) behind.
+        if self._proc is not None:
+            self.close()
+
+
+class GitSource:
+    """A snapshot directory as it was at a git revision: ``HEAD~1:snapshots``.
+
+    Implements ``kmsnap.store.SnapshotSource``: ``list_files`` gives blob ids, so the store can
+    skip files that are identical on both sides without reading them.
+    """
+
+    def __init__(
+        self,
+        repo: Path,
+        rev: str,
+        path: str,
+        label: str | None = None,
+        *,
+        tree: str | None = None,
+        reader: GitBlobReader | None = None,
+    ):
+        self.repo = repo
+        self.rev = rev
+        self.path = path
+        self.label = label if label is not None else f"{rev}:{path}"
+        # ``tree`` (already resolved) saves the rev-parse calls; history walks pass it.
+        self.tree = tree if tree is not None else resolve_tree(repo, rev, path, label=self.label)
+        self._reader = reader
+        self._owns_reader = reader is None
+        self._files: dict[str, tuple[str, int]] | None = None
+
+    def _listing(self) -> dict[str, tuple[str, int]]:
+        if self._files is None:
+            self._files = list_tree(self.repo, self.tree)
+        return self._files
+
+    def list_files(self) -> dict[str, str | None]:
+        """Every file under PATH at REV: posix relpath -> git blob id."""
+        return {relpath: oid for relpath, (oid, _size) in self._listing().items()}
+
+    def sizes(self) -> dict[str, int]:
+        """Every file's size in bytes, known without reading it."""
+        return {relpath: size for relpath, (_oid, size) in self._listing().items()}
+
+    def read_files(self, relpaths: Sequence[str]) -> dict[str, bytes]:
+        """The bytes of the given files, through one ``git cat-file --batch`` process."""
+        listing = self._listing()
+        wanted: dict[str, str] = {}
+        for relpath in relpaths:
+            entry = listing.get(relpath)
+            if entry is None:
+                raise GitError(f"{self.label}: no file {relpath!r}")
+            wanted[relpath] = entry[0]
+        if self._reader is None:
+            self._reader = GitBlobReader(self.repo)
+        try:
+            return {
+                relpath: self._reader.read(oid, name=f"{self.label}/{relpath}")
+                for relpath, oid in wanted.items()
+            }
+        finally:
+            if self._owns_reader:
+                # A one-off source: don't keep a git process alive between uses.
+                self._reader.close()
+
+    def __repr__(self) -> str:
+        return f"GitSource({self.label!r}, tree={self.tree[:12]})"
+
+
+def open_source(spec: str, *, cwd: Path | None = None) -> SnapshotSource:
+    """A snapshot source for a command-line argument.
+
+    An existing path is a snapshot directory; otherwise ``REV:PATH`` is read from the git
+    repository containing ``cwd`` without checking anything out.
+    """
+    where = Path.cwd() if cwd is None else cwd
+    candidate = Path(spec) if Path(spec).is_absolute() else where / spec
+    if spec and candidate.exists():
+        from kmsnap.store import DirectorySource  # late: store imports nothing of git
+
+        return DirectorySource(candidate, label=spec)
+    parts = split_spec(spec)
+    if parts is None:
+        raise GitError(
+            f"{spec!r}: no such snapshot directory, and not a REV:PATH (e.g. HEAD~1:snapshots)"
+        )
+    rev, path = parts
+    # Where git should look: the repository containing cwd, kept relative so "./x" works.
+    out = git_output(where, ["rev-parse", "--show-toplevel"], check=False)
+    if out is None:
+        raise GitError(f"{spec!r}: no such directory, and {where} is not inside a git repository")
+    return GitSource(where, rev, path, label=spec)
