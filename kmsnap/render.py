@@ -1,0 +1,173 @@
+"""Turn a ``ChangeSet`` into text for people (text, markdown) and machines (json, github).
+
+Pure functions returning ``str``; every name and value is escaped for its format.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kmsnap.diff import Change, ChangeSet
+from kmsnap.render_base import (
+    CHANGE_WORDS,
+    escape,
+    iter_groups,
+    old_name,
+    quote,
+    rename_path,
+    show_side,
+    summary_line,
+)
+from kmsnap.render_markdown import render_markdown
+
+__all__ = ["FORMATS", "render", "render_github", "render_json", "render_markdown", "render_text"]
+
+FORMATS: tuple[str, ...] = ("text", "markdown", "json", "github")
+
+# --- text -----------------------------------------------------------------------------
+
+_MARKS = {"added": "+", "removed": "-", "changed": "~", "renamed": "~", "recreated": "-/+"}
+_RESET = "\x1b[0m"
+_COLORS = {
+    "+": "\x1b[32m",  # green
+    "-": "\x1b[31m",  # red
+    "~": "\x1b[33m",  # yellow
+    "-/+": "\x1b[35m",  # magenta
+    "heading": "\x1b[1m",  # bold
+    "breaking": "\x1b[1;31m",
+    "warning": "\x1b[1;33m",
+    "dim": "\x1b[2m",
+}
+
+
+def render_text(cs: ChangeSet, *, color: bool = False) -> str:
+    """A ``terraform plan``-like report grouped by account and product, one summary line."""
+
+    def paint(style: str, text: str) -> str:
+        return f"{_COLORS[style]}{text}{_RESET}" if color else text
+
+    lines = [f"Comparing {escape(cs.old_label)} → {escape(cs.new_label)}"]
+    account: tuple[str | None] | None = None
+    for group in iter_groups(cs):
+        if account != (group.account_id,):
+            account = (group.account_id,)
+            lines.append("")
+            lines.append(paint("heading", _place("account", group.account_name, group.account_id)))
+        indent = "  "
+        if group.product_id is not None:
+            product = _place("product", group.product_name, group.product_id)
+            lines.append(paint("heading", "  " + product))
+            indent = "    "
+        for change in group.changes:
+            lines.extend(_text_change(change, indent, paint))
+    lines.append("")
+    lines.append(paint("heading", summary_line(cs)))
+    return "\n".join(lines) + "\n"
+
+
+def _place(kind: str, name: str | None, entity_id: str | None) -> str:
+    if entity_id is None:
+        return f"(no {kind})"
+    return f"{kind} {quote(name)} [{escape(entity_id)}]"
+
+
+def _text_change(change: Change, indent: str, paint: Any) -> list[str]:
+    mark = _MARKS[change.change]
+    tag = ""
+    if change.severity != "info":
+        tag = "  " + paint(change.severity, f"({change.severity})")
+    ident = f"[{escape(change.id)}]"
+    if change.change == "renamed":
+        head = f"{change.kind} {quote(old_name(change))} → {quote(change.name)} {ident} renamed"
+    elif change.change == "recreated":
+        head = (
+            f"{change.kind} {quote(change.name)} re-created "
+            f"[{escape(change.old_id or '')} → {escape(change.id)}]"
+        )
+    else:
+        head = f"{change.kind} {quote(change.name)} {ident}"
+        if change.change != "changed":
+            head += f" {change.change}"
+    lines = [f"{indent}{paint(mark, mark)} {head}{tag}"]
+    skip = rename_path(change)
+    for path, sides in (change.fields or {}).items():
+        if path == skip:
+            continue
+        lines.append(
+            f"{indent}    {escape(path)}: {show_side(sides, 'old')} → {show_side(sides, 'new')}"
+        )
+    return lines
+
+
+# --- json -----------------------------------------------------------------------------
+
+
+def render_json(cs: ChangeSet) -> str:
+    """DESIGN.md's JSON (schema version 1): fixed key order, UTF-8 kept, trailing newline."""
+    return json.dumps(cs.to_json(), ensure_ascii=False, indent=2, default=str) + "\n"
+
+
+# --- github ---------------------------------------------------------------------------
+
+_COMMANDS = {"breaking": "error", "warning": "warning", "info": "notice"}
+
+
+def escape_data(text: str) -> str:
+    """GitHub's escaping for a workflow command's message."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    """GitHub's escaping for a workflow command's property value (``title=``)."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def render_github(cs: ChangeSet) -> str:
+    """One workflow annotation per change: ``::error`` breaking, ``::warning``, ``::notice``."""
+    lines = []
+    for change in cs.changes:
+        title = f"kmsnap: {change.kind} {CHANGE_WORDS[change.change]} ({change.severity})"
+        lines.append(
+            f"::{_COMMANDS[change.severity]} title={escape_property(title)}::"
+            + escape_data(_github_message(change, cs))
+        )
+    return "".join(line + "\n" for line in lines)
+
+
+def _github_message(change: Change, cs: ChangeSet) -> str:
+    # Names go through quote() first, so they carry no raw line break even before escaping.
+    where = []
+    if change.account_id is not None and change.kind != "account":
+        where.append(f"account {quote(cs.account_names.get(change.account_id))}")
+    if change.product_id is not None and change.kind != "product":
+        where.append(f"product {quote(cs.product_names.get(change.product_id))}")
+    place = f" in {', '.join(where)}" if where else ""
+    if change.change == "renamed":
+        head = f"{change.kind} {quote(old_name(change))} renamed to {quote(change.name)}"
+    elif change.change == "recreated":
+        head = (
+            f"{change.kind} {quote(change.name)} re-created "
+            f"(id {escape(change.old_id or '')} → {escape(change.id)})"
+        )
+    else:
+        head = f"{change.kind} {quote(change.name)} {CHANGE_WORDS[change.change]}"
+    lines = [f"{head}{place} [id {escape(change.id)}]"]
+    skip = rename_path(change)
+    for path, sides in (change.fields or {}).items():
+        if path != skip:
+            lines.append(f"{escape(path)}: {show_side(sides, 'old')} → {show_side(sides, 'new')}")
+    return "\n".join(lines)
+
+
+def render(cs: ChangeSet, fmt: str, *, color: bool = False) -> str:
+    """Render ``cs`` in one of ``FORMATS``."""
+    if fmt == "text":
+        return render_text(cs, color=color)
+    if fmt == "markdown":
+        return render_markdown(cs)
+    if fmt == "json":
+        return render_json(cs)
+    if fmt == "github":
+        return render_github(cs)
+    raise ValueError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")

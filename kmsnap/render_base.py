@@ -1,0 +1,160 @@
+"""Helpers the renderers share: safe quoting of names and values, and grouping by place.
+
+Names and values come from the API or from an untrusted snapshot, so every renderer
+shows them through ``quote``/``show_value``, which make control characters visible.
+"""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from kmsnap.diff import Change, ChangeSet
+
+# Singular words for the change types, as people read them.
+CHANGE_WORDS: dict[str, str] = {
+    "added": "added",
+    "removed": "removed",
+    "changed": "changed",
+    "renamed": "renamed",
+    "recreated": "re-created",
+}
+
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", '"': '\\"', "\\": "\\\\"}
+# Categories that can forge or hide text: controls, format (bidi overrides, zero width),
+# line and paragraph separators, unassigned and surrogates.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cn", "Cs", "Co"})
+
+
+def escape(text: str) -> str:
+    """``text`` with backslashes, quotes and every invisible or line-breaking character
+    written as an escape (``\\n``, ``\\u202e``); printable Unicode stays as it is."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return text  # the common case, fast
+    out = []
+    for char in text:
+        short = _SHORT_ESCAPES.get(char)
+        if short is not None:
+            out.append(short)
+        elif unicodedata.category(char) in _UNSAFE_CATEGORIES or (
+            not char.isprintable() and char != " "
+        ):
+            code = ord(char)
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def quote(text: str | None) -> str:
+    """A name in double quotes, escaped so it stays on one line and cannot forge output."""
+    return "(no name)" if text is None else f'"{escape(text)}"'
+
+
+ABSENT_TEXT = "(absent)"
+
+
+def show_value(value: Any) -> str:
+    """A field value in a JSON-like, one-line, escaped form."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return quote(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(show_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{quote(str(k))}: {show_value(v)}" for k, v in value.items()) + "}"
+    return quote(str(value))
+
+
+def show_side(sides: dict[str, Any], side: str) -> str:
+    """One side of a field change; a field that does not exist on that side is ``(absent)``."""
+    return show_value(sides[side]) if side in sides else ABSENT_TEXT
+
+
+def old_name(change: Change) -> str | None:
+    """The name before a rename (the name field's old value), else the change's name."""
+    if change.change == "renamed" and change.fields:
+        for path in ("name", "title"):
+            sides = change.fields.get(path)
+            if sides is not None and isinstance(sides.get("old"), str):
+                return str(sides["old"])
+    return change.name
+
+
+def rename_path(change: Change) -> str | None:
+    """The field holding the name change of a renamed change."""
+    if change.change == "renamed" and change.fields:
+        for path in ("name", "title"):
+            if path in change.fields:
+                return path
+    return None
+
+
+@dataclass
+class Group:
+    """The changes of one account and product (either may be None)."""
+
+    account_id: str | None
+    product_id: str | None
+    account_name: str | None
+    product_name: str | None
+    changes: list[Change]
+
+
+def iter_groups(cs: ChangeSet) -> Iterator[Group]:
+    """Changes grouped by account, then product (account-level ones first), by name then id.
+
+    Within a group the change set's order (kind, name, id) is kept.
+    """
+    by_place: dict[tuple[str | None, str | None], list[Change]] = {}
+    for change in cs.changes:
+        by_place.setdefault((change.account_id, change.product_id), []).append(change)
+
+    def key(place: tuple[str | None, str | None]) -> tuple[Any, ...]:
+        account_id, product_id = place
+        return (
+            account_id is None,
+            cs.account_names.get(account_id or "", ""),
+            account_id or "",
+            product_id is not None,
+            cs.product_names.get(product_id or "", ""),
+            product_id or "",
+        )
+
+    for place in sorted(by_place, key=key):
+        account_id, product_id = place
+        yield Group(
+            account_id=account_id,
+            product_id=product_id,
+            account_name=cs.account_names.get(account_id) if account_id else None,
+            product_name=cs.product_names.get(product_id) if product_id else None,
+            changes=by_place[place],
+        )
+
+
+def severity_counts(cs: ChangeSet) -> dict[str, int]:
+    """How many changes of each severity, highest first."""
+    counts = {"breaking": 0, "warning": 0, "info": 0}
+    for change in cs.changes:
+        counts[change.severity] += 1
+    return counts
+
+
+def summary_line(cs: ChangeSet) -> str:
+    """``Catalog: 3 added, 1 removed, 2 changed, 1 renamed, 1 re-created.`` or ``No changes.``"""
+    if not cs.changes:
+        return "No changes."
+    parts = [f"{count} {CHANGE_WORDS[kind]}" for kind, count in cs.summary().items()]
+    return "Catalog: " + ", ".join(parts) + "."

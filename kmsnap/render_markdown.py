@@ -1,0 +1,249 @@
+"""Render a ``ChangeSet`` as a pull-request comment in GitHub-flavoured markdown.
+
+Summary table first, breaking changes next, then the rest per account and product; every
+name is escaped so it cannot open HTML, break a table, mention anyone or start markup, and
+the whole comment stays within a size limit (GitHub's 65,536 characters by default).
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from kmsnap.diff import CHANGE_TYPES, SEVERITIES, Change, ChangeSet
+from kmsnap.render_base import (
+    ABSENT_TEXT,
+    CHANGE_WORDS,
+    escape,
+    iter_groups,
+    old_name,
+    quote,
+    rename_path,
+    severity_counts,
+    show_value,
+)
+
+__all__ = ["GITHUB_COMMENT_LIMIT", "md_escape", "render_markdown"]
+
+GITHUB_COMMENT_LIMIT = 65536
+FOLD_OVER = 10  # a product section with more changes than this is folded
+FOLD_BREAKING_OVER = 25  # breaking changes stay open longer: they are what reviewers need
+VALUE_CHARS = 200  # a longer field value is cut in the comment (the text format has it all)
+SEE_ALL = "kmsnap diff --format text OLD NEW"
+
+# Every ASCII punctuation character CommonMark/GFM may treat as markup somewhere (emphasis,
+# code, links, headings, lists, tables, strikethrough, math, emoji shortcodes); a backslash
+# escape renders as the character itself.
+_MD_PUNCT = frozenset("\\`*_{}[]()#+-.!|~^=:$")
+_ZWSP = "\u200b"
+
+
+def md_escape(text: str) -> str:
+    """``text`` made inert in markdown inline context (already visible-escaped)."""
+    out = []
+    for char in text:
+        if char == "&":
+            out.append("&amp;")
+        elif char == "<":
+            out.append("&lt;")
+        elif char == ">":
+            out.append("&gt;")
+        elif char == "@":
+            out.append("@" + _ZWSP)  # no @mention of a person or team
+        elif char in _MD_PUNCT:
+            out.append("\\" + char)
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def _html_text(text: str) -> str:
+    """``text`` for inside an HTML block (``<summary>``), where markdown is not parsed."""
+    return html.escape(escape(text), quote=False).replace("@", "@" + _ZWSP)
+
+
+def _md_name(name: str | None) -> str:
+    return md_escape(quote(name))
+
+
+def _md_value(sides: dict[str, Any], side: str) -> str:
+    if side not in sides:
+        return f"_{ABSENT_TEXT}_"
+    text = show_value(sides[side])
+    if len(text) > VALUE_CHARS:
+        text = text[:VALUE_CHARS] + "…"
+    return md_escape(text)
+
+
+def _units(text: str) -> int:
+    """Length as GitHub counts it (UTF-16 code units): never less than ``len``."""
+    return len(text) + sum(1 for char in text if ord(char) > 0xFFFF)
+
+
+class _Page:
+    """The comment being built, which refuses text that would not leave room to finish."""
+
+    def __init__(self, limit: int) -> None:
+        self.parts: list[str] = []
+        self.used = 0
+        self.limit = limit
+
+    def add(self, text: str) -> None:
+        self.parts.append(text)
+        self.used += _units(text)
+
+    def fits(self, text: str, reserve: int) -> bool:
+        return self.used + _units(text) + reserve <= self.limit
+
+
+def render_markdown(cs: ChangeSet, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
+    """A pull-request comment for ``cs``, never longer than ``limit`` characters."""
+    page = _Page(limit)
+    page.add(_header(cs))
+    if not cs.changes:
+        return _finish(page, limit)
+
+    breaking = [c for c in cs.changes if c.severity == "breaking"]
+    sections: list[tuple[str, str, list[tuple[Change, bool]], bool]] = []
+    if breaking:
+        sections.append(
+            (
+                f"### Breaking changes ({len(breaking)})\n\n",
+                f"{len(breaking)} breaking changes",
+                [(c, True) for c in breaking],
+                len(breaking) > FOLD_BREAKING_OVER,
+            )
+        )
+    first_other = True
+    for group in iter_groups(cs):
+        rest = [c for c in group.changes if c.severity != "breaking"]
+        if not rest:
+            continue
+        heading = "### Other changes\n\n" if first_other and breaking else ""
+        first_other = False
+        place = _group_title(
+            group.account_name, group.account_id, group.product_name, group.product_id
+        )
+        sections.append(
+            (
+                f"{heading}#### {md_escape(escape(place))} ({len(rest)})\n\n",
+                _html_text(place) + f": {len(rest)} changes",
+                [(c, False) for c in rest],
+                len(rest) > FOLD_OVER,
+            )
+        )
+
+    shown = 0
+    close = "\n</details>\n\n"
+    # Room for the closing tag and the longest possible note, whatever happens next.
+    reserve = _units(close) + _units(_cut_note(len(cs.changes), len(cs.changes), limit))
+    stopped = False
+    for heading, summary, items, fold in sections:
+        opening = heading + (f"<details>\n<summary>{summary}</summary>\n\n" if fold else "")
+        first = _item(items[0][0], cs, items[0][1]) if items else ""
+        if not page.fits(opening + first, reserve):
+            stopped = True
+            break
+        page.add(opening)
+        for change, with_place in items:
+            block = _item(change, cs, with_place)
+            if not page.fits(block, reserve):
+                stopped = True
+                break
+            page.add(block)
+            shown += 1
+        page.add(close if fold else "\n")
+        if stopped:
+            break
+    if stopped:
+        page.add(_cut_note(len(cs.changes) - shown, len(cs.changes), limit))
+    return _finish(page, limit)
+
+
+def _finish(page: _Page, limit: int) -> str:
+    text = "".join(page.parts).rstrip("\n") + "\n"
+    if _units(text) > limit:  # only when the limit is too small for the header itself
+        while _units(text) > limit:
+            text = text[: max(0, len(text) - (_units(text) - limit))]
+    return text
+
+
+def _header(cs: ChangeSet) -> str:
+    old, new = md_escape(escape(cs.old_label)), md_escape(escape(cs.new_label))
+    if not cs.changes:
+        return f"## kmsnap: catalog changes\n\nNo changes between {old} and {new}.\n"
+    severities = severity_counts(cs)
+    counts = ", ".join(f"{severities[s]} {s}" for s in SEVERITIES if severities[s])
+    lines = [
+        "## kmsnap: catalog changes",
+        "",
+        f"Comparing {old} → {new}: **{len(cs.changes)} changes** ({counts}).",
+        "",
+        "| change | breaking | warning | info | total |",
+        "|:--|--:|--:|--:|--:|",
+    ]
+    table: dict[str, dict[str, int]] = {t: dict.fromkeys(SEVERITIES, 0) for t in CHANGE_TYPES}
+    for change in cs.changes:
+        table[change.change][change.severity] += 1
+    for change_type, row in table.items():
+        cells = " | ".join(str(row[s]) for s in SEVERITIES)
+        lines.append(f"| {CHANGE_WORDS[change_type]} | {cells} | {sum(row.values())} |")
+    totals = " | ".join(str(severities[s]) for s in SEVERITIES)
+    lines.append(f"| **total** | {totals} | **{len(cs.changes)}** |")
+    return "\n".join(lines) + "\n\n"
+
+
+def _group_title(
+    account_name: str | None,
+    account_id: str | None,
+    product_name: str | None,
+    product_id: str | None,
+) -> str:
+    def one(kind: str, name: str | None, entity_id: str | None) -> str:
+        if entity_id is None:
+            return f"(no {kind})"
+        return name if name is not None else f"{kind} {entity_id}"
+
+    account = one("account", account_name, account_id)
+    if product_id is None:
+        return account
+    return f"{account} › {one('product', product_name, product_id)}"
+
+
+def _item(change: Change, cs: ChangeSet, with_place: bool) -> str:
+    word = CHANGE_WORDS[change.change]
+    if change.change == "renamed":
+        what = f"{change.kind} {_md_name(old_name(change))} → {_md_name(change.name)}"
+    else:
+        what = f"{change.kind} {_md_name(change.name)}"
+    ident = f"id {md_escape(escape(change.id))}"
+    if change.change == "recreated":
+        ident = f"id {md_escape(escape(change.old_id or ''))} → {md_escape(escape(change.id))}"
+    line = f"- **{word}** {what} ({ident})"
+    if change.severity == "warning":
+        line += " ⚠️ warning"
+    if with_place and (change.account_id or change.product_id):
+        place = _group_title(
+            cs.account_names.get(change.account_id) if change.account_id else None,
+            change.account_id,
+            cs.product_names.get(change.product_id) if change.product_id else None,
+            change.product_id,
+        )
+        line += f" in {md_escape(escape(place))}"
+    lines = [line]
+    skip = rename_path(change)
+    for path, sides in (change.fields or {}).items():
+        if path == skip:
+            continue
+        lines.append(
+            f"  - {md_escape(escape(path))}: {_md_value(sides, 'old')} → {_md_value(sides, 'new')}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _cut_note(left_out: int, total: int, limit: int) -> str:
+    return (
+        f"\n---\n\n**{left_out} of {total} changes are not shown**: the full report would pass "
+        f"the {limit:,}-character limit of a comment. See them all with "
+        f"`{SEE_ALL}`.\n"
+    )
