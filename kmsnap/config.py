@@ -55,7 +55,7 @@ SELECTOR_KEYS = ("accounts", "products")
 TOKEN_HINT = (
     "the token is never read from the config file: set KISSMETRICS_TOKEN or pass --token-file PATH"
 )
-_SAFE_DIR = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
+_SAFE_PART = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True)
@@ -103,14 +103,14 @@ class Config:
             raise KeyError(name)
         if flag is not None:
             try:
-                return _check_setting(name, flag), "flag"
+                return check_setting(name, flag), "flag"
             except ValueError as exc:
                 raise UsageError(f"--{name.replace('_', '-')}: {exc}") from None
         env = ENV_VARS[name]
         text = environ.get(env, "").strip()
         if text:
             try:
-                return _check_setting(name, _parse_env(name, text)), env
+                return check_setting(name, _parse_env(name, text)), env
             except ValueError as exc:
                 raise ConfigError(f"environment variable {env}: {exc}") from None
         if name in self.values:
@@ -307,21 +307,19 @@ def _toml_lines(text: str) -> dict[tuple[str, ...], int]:
 # ---- checking --------------------------------------------------------------------------
 
 
-def _check_setting(name: str, value: Any) -> Any:
-    """The normalized value of one setting, or ValueError saying what is expected."""
+def check_setting(name: str, value: Any) -> Any:
+    """The normalized value of one setting (``api``, ``concurrency``, ...), or ValueError saying
+    what is expected."""
     if name == "api":
         return _check_url(value)
     if name == "snapshot_dir":
-        if (
-            not isinstance(value, str)
-            or not _SAFE_DIR.fullmatch(value.rstrip("/"))
-            or any(part == ".." for part in value.split("/"))
-        ):
+        parts = value.rstrip("/").split("/") if isinstance(value, str) else [""]
+        if not all(_SAFE_PART.fullmatch(p) and p not in (".", "..") for p in parts):
             raise ValueError(
                 "must be a relative path of letters, digits, '.', '_', '-' and '/' "
-                f"without '..', got {value!r}"
+                f"(no '..', not starting with '-'), got {value!r}"
             )
-        return value.rstrip("/")
+        return "/".join(parts)
     if name == "fail_on":
         if value not in FAIL_ON_LEVELS:
             raise ValueError(f"must be one of {', '.join(FAIL_ON_LEVELS)}, got {value!r}")
@@ -419,7 +417,7 @@ class _Checker:
                 raise self.fail((key,), f"unknown key '{key}'{_suggest(key, KEYS)}")
             if key in DEFAULTS:
                 try:
-                    values[key] = _check_setting(key, value)
+                    values[key] = check_setting(key, value)
                 except ValueError as exc:
                     raise self.fail((key,), f"'{key}' {exc}") from None
         return Config(
@@ -428,7 +426,7 @@ class _Checker:
             include=self.selector(top.get("include"), "include"),
             exclude=self.selector(top.get("exclude"), "exclude"),
             ignore_fields=self.ignored(top.get("ignore_fields")),
-            lines={key: line for (key, *rest), line in self.lines.items() if not rest},
+            lines={kp[0]: line for kp, line in self.lines.items() if len(kp) == 1},
         )
 
     def selector(self, value: Any, key: str) -> Selector:

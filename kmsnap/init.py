@@ -1,0 +1,120 @@
+"""The files ``kmsnap init`` writes into a user's repository: ``kmsnap.yaml`` and three GitHub
+Actions workflows (scheduled snapshot, pull-request review, drift check) from ``templates/``."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from kmsnap import __version__
+from kmsnap.config import CONFIG_NAME, DEFAULTS, check_setting
+from kmsnap.errors import KmsnapError, UsageError
+
+WORKFLOW_DIR = Path(".github") / "workflows"
+SNAPSHOT_WORKFLOW = WORKFLOW_DIR / "kmsnap-snapshot.yml"
+REVIEW_WORKFLOW = WORKFLOW_DIR / "kmsnap-review.yml"
+DRIFT_WORKFLOW = WORKFLOW_DIR / "kmsnap-drift.yml"
+
+# Actions pinned to full commit SHAs (a tag can be moved; a commit cannot), the tag alongside
+# for people and for Dependabot, which updates both.
+ACTIONS = {
+    "CHECKOUT": "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2",
+    "SETUP_PYTHON": "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065 # v5.6.0",
+}
+
+
+def _template(name: str) -> str:
+    return (resources.files("kmsnap") / "templates" / name).read_text(encoding="utf-8")
+
+
+def _fill(text: str, values: dict[str, str]) -> str:
+    for key, value in values.items():
+        text = text.replace(f"@@{key}@@", value)
+    if "@@" in text:  # a placeholder nobody filled would ship a broken workflow
+        raise AssertionError(f"unfilled placeholder in template: {text[text.index('@@') :][:40]}")
+    return text
+
+
+def render_files(
+    *, direct: bool = False, fail_on: str = "any", snapshot_dir: str = "snapshots"
+) -> dict[Path, str]:
+    """The files ``init_project`` writes, relative path -> text; pure apart from reading
+    the templates."""
+    try:
+        fail_on = check_setting("fail_on", fail_on)
+    except ValueError as exc:
+        raise UsageError(f"--fail-on: {exc}") from None
+    try:
+        snapshot_dir = check_setting("snapshot_dir", snapshot_dir)
+    except ValueError as exc:
+        raise UsageError(f"--snapshot-dir: {exc}") from None
+    values = {
+        "VERSION": __version__,
+        "SNAPSHOT_DIR": snapshot_dir,
+        "FAIL_ON": fail_on,
+        **ACTIONS,
+    }
+    values["SETUP_STEPS"] = _fill(_template("workflows/_setup.tmpl"), values).rstrip("\n")
+    values["DESCRIBE_CHANGE"] = _fill(_template("workflows/_describe_change.tmpl"), values).rstrip(
+        "\n"
+    )
+    snapshot = "kmsnap-snapshot-direct.yml.tmpl" if direct else "kmsnap-snapshot-pr.yml.tmpl"
+    return {
+        Path(CONFIG_NAME): _fill(_template("kmsnap.yaml.tmpl"), values),
+        SNAPSHOT_WORKFLOW: _fill(_template(f"workflows/{snapshot}"), values),
+        REVIEW_WORKFLOW: _fill(_template("workflows/kmsnap-review.yml.tmpl"), values),
+        DRIFT_WORKFLOW: _fill(_template("workflows/kmsnap-drift.yml.tmpl"), values),
+    }
+
+
+def init_project(
+    directory: Path,
+    *,
+    force: bool = False,
+    direct: bool = False,
+    fail_on: str = DEFAULTS["fail_on"],
+    snapshot_dir: str = DEFAULTS["snapshot_dir"],
+) -> list[Path]:
+    """Write ``kmsnap.yaml`` and the workflows into ``directory``; return the paths written.
+
+    Refuses, before writing anything, when one of the files exists, unless ``force``.
+    """
+    if not directory.is_dir():
+        raise UsageError(f"{directory} is not a directory")
+    files = render_files(direct=direct, fail_on=fail_on, snapshot_dir=snapshot_dir)
+    if not force:
+        existing = [str(rel) for rel in files if (directory / rel).exists()]
+        if existing:
+            what = ", ".join(existing)
+            verb = "exists" if len(existing) == 1 else "exist"
+            raise UsageError(
+                f"{what} already {verb} in {directory}: run `kmsnap init --force` to overwrite"
+            )
+    written: list[Path] = []
+    for rel, text in files.items():
+        target = directory / rel
+        _write_atomic(target, text)
+        written.append(target)
+    return written
+
+
+def _write_atomic(target: Path, text: str) -> None:
+    # A half-written workflow would fail in CI far from here; replace the file whole.
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise KmsnapError(f"cannot write {target}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise KmsnapError(f"cannot write {target}: {exc.strerror}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
