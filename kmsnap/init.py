@@ -90,7 +90,8 @@ def init_project(
             what = ", ".join(existing)
             verb = "exists" if len(existing) == 1 else "exist"
             raise UsageError(
-                f"{what} already {verb} in {directory}: run `kmsnap init --force` to overwrite"
+                f"{what} already {verb} in {directory.resolve()}: "
+                "run `kmsnap init --force` to overwrite"
             )
     written: list[Path] = []
     for rel, text in files.items():

@@ -1,1 +1,143 @@
-"""The `kmsnap init` command (to be built)."""
+"""The `kmsnap init` command: write kmsnap.yaml and the GitHub Actions workflows, say what next."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from kmsnap.cli._common import warn
+from kmsnap.cli.app import app
+from kmsnap.config import load_config, resolve_settings
+from kmsnap.errors import UsageError
+from kmsnap.init import DRIFT_WORKFLOW, REVIEW_WORKFLOW, SNAPSHOT_WORKFLOW, init_project
+
+
+@app.command()
+def init(
+    dir_: str = typer.Option(
+        ".",
+        "--dir",
+        metavar="DIR",
+        help="The repository to set up.",
+        show_default="the current directory",
+    ),
+    force: bool = typer.Option(False, "--force", help="Overwrite files that already exist."),
+    direct: bool = typer.Option(
+        False,
+        "--direct",
+        help="Commit snapshot changes straight to the default branch instead of opening "
+        "a pull request.",
+    ),
+    fail_on: str | None = typer.Option(
+        None,
+        "--fail-on",
+        metavar="breaking|warning|any",
+        help="Which drift fails the drift workflow (default: fail_on from kmsnap.yaml, or any).",
+    ),
+    snapshot_dir: str | None = typer.Option(
+        None,
+        "--snapshot-dir",
+        metavar="DIR",
+        help="Where the snapshot lives (default: snapshot_dir from kmsnap.yaml, or snapshots).",
+    ),
+    git_driver: bool = typer.Option(
+        False,
+        "--git-driver",
+        help="Also set up the git diff driver so `git diff` and `git log -p` show catalog changes.",
+    ),
+) -> None:
+    """Set up a repository: write kmsnap.yaml and GitHub Actions workflows.
+
+    Writes kmsnap.yaml (every setting, commented) and three workflows:
+    a daily snapshot that opens one pull request when the catalog changed
+    (or commits straight to the default branch with --direct), a review
+    comment with the diff on pull requests touching the snapshot, and a
+    daily drift check. Existing files are kept unless --force.
+
+    Example: kmsnap init --fail-on breaking
+    """
+    directory = Path(dir_)
+    if not directory.is_dir():
+        raise UsageError(f"--dir {directory}: no such directory")
+    # Before writing anything: a flag that cannot be honoured should leave no files behind.
+    setup_git_driver = _git_driver() if git_driver else None
+    # With --force, a re-run picks up the snapshot_dir and fail_on the user put in kmsnap.yaml.
+    settings = resolve_settings(
+        load_config(cwd=directory), {"fail_on": fail_on, "snapshot_dir": snapshot_dir}
+    )
+    written = init_project(
+        directory,
+        force=force,
+        direct=direct,
+        fail_on=settings.fail_on,
+        snapshot_dir=settings.snapshot_dir,
+    )
+    notes: list[str] = []
+    if setup_git_driver is not None:
+        notes = [str(note) for note in setup_git_driver(directory, settings.snapshot_dir)]
+    _report(directory, written, direct, settings.fail_on, settings.snapshot_dir, notes)
+    if not (directory / ".git").exists():
+        warn(
+            f"{directory} is not the root of a git repository: GitHub only runs workflows "
+            "from .github/workflows at the root"
+        )
+
+
+def _git_driver() -> Any:
+    # Imported late: the git driver is optional and lives in its own module.
+    try:
+        return importlib.import_module("kmsnap.gitdriver").setup_git_driver
+    except (ImportError, AttributeError):
+        raise UsageError("--git-driver is not available in this version of kmsnap") from None
+
+
+def _report(
+    directory: Path,
+    written: list[Path],
+    direct: bool,
+    fail_on: str,
+    snapshot_dir: str,
+    notes: list[str],
+) -> None:
+    what = {
+        SNAPSHOT_WORKFLOW: "daily pull; "
+        + ("commits to the default branch" if direct else "opens a pull request")
+        + " when the catalog changed",
+        REVIEW_WORKFLOW: f"comments the catalog diff on pull requests touching {snapshot_dir}/",
+        DRIFT_WORKFLOW: f"daily check; fails on drift at '{fail_on}' or above",
+    }
+    rels = [_relative(path, directory) for path in written]
+    width = max(len(str(rel)) for rel in rels)
+    typer.echo("Wrote:")
+    for path, rel in zip(written, rels, strict=True):
+        described = what.get(path.relative_to(directory))
+        typer.echo(f"  {str(rel):<{width}}  ({described})" if described else f"  {rel}")
+    for note in notes:
+        typer.echo(note)
+    steps = [
+        "Add the repository secret KISSMETRICS_TOKEN (Settings > Secrets and variables > "
+        "Actions, or: gh secret set KISSMETRICS_TOKEN).",
+    ]
+    if not direct:
+        steps.append(
+            "Let workflows open pull requests: Settings > Actions > General > "
+            '"Allow GitHub Actions to create and approve pull requests".'
+        )
+    steps += [
+        f"Take the first snapshot: KISSMETRICS_TOKEN=... kmsnap pull --out {snapshot_dir}",
+        f"Commit: git add kmsnap.yaml .github/workflows {snapshot_dir} && "
+        'git commit -m "Track the Kissmetrics catalog with kmsnap" && git push',
+    ]
+    typer.echo("\nNext:")
+    for number, step in enumerate(steps, 1):
+        typer.echo(f"  {number}. {step}")
+
+
+def _relative(path: Path, directory: Path) -> Path:
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
