@@ -1,1 +1,92 @@
-"""The `kmsnap serve` command (to be built)."""
+"""The `kmsnap serve` command: run the bundled Kissmetrics Core API emulator until Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from kmsnap.cli._common import info
+from kmsnap.cli.app import app
+from kmsnap.errors import UsageError
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on; 0 picks a free one.")] = 8765,
+    token: Annotated[str, typer.Option(help="The bearer token the emulator accepts.")] = (
+        "demo-token"
+    ),
+    catalog: Annotated[
+        Path | None,
+        typer.Option(help="Serve this snapshot directory instead of a generated catalog."),
+    ] = None,
+    size: Annotated[int, typer.Option(help="Entities in the generated catalog.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of the generated catalog and of faults.")] = 0,
+    latency_ms: Annotated[float, typer.Option(help="Delay every answer by this much.")] = 0.0,
+    fault_rate: Annotated[
+        float, typer.Option(help="Share of requests answered 429, 500, 503 or cut off (0-1).")
+    ] = 0.0,
+    max_page_size: Annotated[int, typer.Option(help="Largest page the server returns.")] = 100,
+) -> None:
+    """Run the bundled Kissmetrics Core API emulator, to try kmsnap without an account.
+
+    Prints the base URL on the first line, then serves until Ctrl-C. Example:
+
+        kmsnap serve --port 0 --size 5000
+
+    and in another shell:
+
+        KISSMETRICS_TOKEN=demo-token kmsnap pull --api http://127.0.0.1:8765/core
+    """
+    from kmsnap.emulator import Catalog, Emulator
+
+    if not 0.0 <= fault_rate <= 1.0:
+        raise UsageError(f"--fault-rate must be between 0 and 1, got {fault_rate}")
+    if max_page_size < 1:
+        raise UsageError(f"--max-page-size must be at least 1, got {max_page_size}")
+    served: Catalog | None = None
+    if catalog is not None:
+        try:
+            from kmsnap.store import load_snapshot
+        except ImportError:  # pragma: no cover - until the store module lands
+            raise UsageError("--catalog needs kmsnap.store, which this build lacks") from None
+        if not catalog.is_dir():
+            raise UsageError(f"--catalog {catalog}: not a snapshot directory")
+        served = Catalog.from_snapshot(load_snapshot(catalog, with_stats=True))
+    emulator = Emulator(
+        served, size=size, seed=seed, token=token, host=host, port=port,
+        max_page_size=max_page_size, latency_ms=latency_ms, fault_rate=fault_rate,
+    )
+    try:
+        emulator.start()
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    stopped = threading.Event()
+
+    def _on_term(signum: int, frame: FrameType | None) -> None:
+        stopped.set()
+
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_term) if in_main else None
+    try:
+        typer.echo(emulator.base_url)
+        sys.stdout.flush()
+        info(
+            f"kmsnap: serving {emulator.catalog.size()} entities; "
+            f"send 'Authorization: Bearer {token}'; Ctrl-C stops"
+        )
+        while not stopped.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
