@@ -1,1 +1,272 @@
-"""The `kmsnap diff` command (to be built)."""
+"""The ``kmsnap diff`` and ``kmsnap check`` commands: compare snapshots, or a snapshot with the live
+catalog, and print the change set in the chosen format."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from kmsnap.cli._common import warn
+from kmsnap.cli.app import app
+from kmsnap.cli.pull import (
+    ApiOption,
+    ConcurrencyOption,
+    MaxRpsOption,
+    PageSizeOption,
+    QuietOption,
+    TimeoutOption,
+    TokenFileOption,
+)
+from kmsnap.diff import ChangeSet, diff_snapshots, normalize_kinds, severity_at_least
+from kmsnap.errors import ExitStatus, UsageError
+from kmsnap.model import KINDS
+from kmsnap.render import FORMATS, render, render_markdown
+
+if TYPE_CHECKING:
+    from kmsnap.config import Config
+    from kmsnap.model import Snapshot
+    from kmsnap.store import SnapshotSource
+
+STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
+
+
+def _check_format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise UsageError(f"--format: unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    return fmt
+
+
+def _check_kinds(kinds: Sequence[str] | None) -> set[str] | None:
+    """The singular kinds asked for; unknown names are checked against the snapshots later."""
+    if not kinds:
+        return None
+    return normalize_kinds(k.strip() for k in kinds)
+
+
+def _validate_kinds(wanted: set[str] | None, *snapshots: Snapshot) -> None:
+    if wanted is None:
+        return
+    present = set(KINDS).union(*(s.entities for s in snapshots))
+    unknown = sorted(wanted - present)
+    if unknown:
+        known = ", ".join(KINDS)
+        raise UsageError(f"--kind: unknown kind {unknown[0]!r}; use one of {known}")
+
+
+def _emit(text: str) -> None:
+    """Write ``text`` to stdout as UTF-8 whatever the locale says (names hold any Unicode)."""
+    stream = sys.stdout
+    try:
+        stream.write(text)
+    except UnicodeEncodeError:
+        stream.flush()
+        stream.buffer.write(text.encode("utf-8"))
+    stream.flush()
+
+
+def _use_color() -> bool:
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+def _output(cs: ChangeSet, fmt: str) -> None:
+    _emit(render(cs, fmt, color=fmt == "text" and _use_color()))
+    summary = os.environ.get(STEP_SUMMARY_ENV)
+    if fmt == "github" and summary:
+        try:
+            with open(summary, "a", encoding="utf-8") as handle:
+                handle.write(render_markdown(cs) + "\n")
+        except OSError as exc:
+            warn(f"cannot append the report to ${STEP_SUMMARY_ENV} ({summary}): {exc.strerror}")
+
+
+def _compare(
+    old_src: SnapshotSource,
+    new_src: SnapshotSource,
+    config: Config,
+    *,
+    with_stats: bool,
+    kinds: set[str] | None,
+) -> ChangeSet:
+    from kmsnap.config import filter_snapshot, ignore_fields_by_kind
+    from kmsnap.store import load_pair
+
+    old, new = load_pair(old_src, new_src, with_stats=with_stats)
+    _validate_kinds(kinds, old, new)
+    old, new = filter_snapshot(old, config), filter_snapshot(new, config)
+    return diff_snapshots(
+        old,
+        new,
+        old_label=old_src.label,
+        new_label=new_src.label,
+        with_stats=with_stats,
+        kinds=kinds,
+        ignore_fields=ignore_fields_by_kind(config),
+    )
+
+
+FormatOption = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        "-f",
+        metavar="FORMAT",
+        help="Output format: text, markdown, json or github (workflow annotations)",
+    ),
+]
+KindOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--kind",
+        "-k",
+        metavar="KIND",
+        show_default=False,
+        help="Compare only this kind (event or events, metric, ...); repeatable",
+    ),
+]
+
+
+@app.command()
+def diff(
+    old: Annotated[str, typer.Argument(metavar="OLD", help="Snapshot directory, or REV:PATH")],
+    new: Annotated[str, typer.Argument(metavar="NEW", help="Snapshot directory, or REV:PATH")],
+    fmt: FormatOption = "text",
+    kind: KindOption = None,
+    with_stats: Annotated[
+        bool, typer.Option("--with-stats", help="Count usage fields (total, ...) as changes too")
+    ] = False,
+    exit_code: Annotated[
+        bool, typer.Option("--exit-code", help="Exit with 2 when the snapshots differ")
+    ] = False,
+) -> None:
+    """Compare two snapshots: what was added, removed, changed, renamed or re-created.
+
+    OLD and NEW are snapshot directories or, when no such path exists, REV:PATH read from
+    the current git repository without checking anything out. Exit 0 (with --exit-code: 2
+    when they differ), 1 on error.
+
+    Example:
+
+    \b
+        kmsnap diff HEAD~1:snapshots snapshots
+        kmsnap diff origin/main:snapshots snapshots --format markdown > comment.md
+    """
+    from kmsnap.config import load_config
+    from kmsnap.gitrev import open_source
+
+    fmt = _check_format(fmt)
+    kinds = _check_kinds(kind)
+    config = load_config()
+    cs = _compare(open_source(old), open_source(new), config, with_stats=with_stats, kinds=kinds)
+    _output(cs, fmt)
+    if exit_code and cs.changes:
+        raise typer.Exit(int(ExitStatus.CHANGES))
+
+
+@app.command()
+def check(
+    snapshot: Annotated[
+        str | None,
+        typer.Option(
+            "--snapshot",
+            metavar="DIR",
+            show_default=False,
+            help="The committed snapshot to compare with [default: snapshots]",
+        ),
+    ] = None,
+    fail_on: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-on",
+            metavar="LEVEL",
+            show_default=False,
+            help="Drift that exits 2: breaking, warning or any [default: any]",
+        ),
+    ] = None,
+    fmt: FormatOption = "text",
+    kind: KindOption = None,
+    api: ApiOption = None,
+    token_file: TokenFileOption = None,
+    concurrency: ConcurrencyOption = None,
+    page_size: PageSizeOption = None,
+    max_rps: MaxRpsOption = None,
+    timeout: TimeoutOption = None,
+    with_stats: Annotated[
+        bool, typer.Option("--with-stats", help="Count usage fields (total, ...) as drift too")
+    ] = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Pull the live catalog and compare it with the committed snapshot; exit 2 on drift.
+
+    The live catalog goes to a temporary directory, removed afterwards; the snapshot is
+    never touched. Exit 0 without drift at or above --fail-on, 2 with it, 1 on error.
+
+    Example:
+
+    \b
+        export KISSMETRICS_TOKEN=...
+        kmsnap check --snapshot snapshots --fail-on breaking --format github
+    """
+    from kmsnap.cli.pull import pull_live
+    from kmsnap.config import load_config, resolve_settings
+
+    fmt = _check_format(fmt)
+    kinds = _check_kinds(kind)
+    config = load_config()
+    settings = resolve_settings(config, {"snapshot_dir": snapshot, "fail_on": fail_on})
+    snapshot_dir = Path(settings.snapshot_dir)
+    if not snapshot_dir.is_dir():
+        raise UsageError(
+            f"no snapshot directory {settings.snapshot_dir!r} (run kmsnap pull to create it, "
+            "or pass --snapshot DIR)"
+        )
+    result = pull_live(
+        api,
+        token_file,
+        concurrency,
+        page_size,
+        max_rps,
+        timeout,
+        quiet,
+        config=config,
+        summary=False,
+    )
+    with tempfile.TemporaryDirectory(prefix="kmsnap-check-") as tmp:
+        cs = _compare_live(
+            snapshot_dir,
+            settings.snapshot_dir,
+            result.snapshot,
+            Path(tmp),
+            config,
+            with_stats=with_stats,
+            kinds=kinds,
+        )
+    _output(cs, fmt)
+    if any(severity_at_least(change, settings.fail_on) for change in cs.changes):
+        raise typer.Exit(int(ExitStatus.CHANGES))
+
+
+def _compare_live(
+    snapshot_dir: Path,
+    label: str,
+    live: Snapshot,
+    tmp: Path,
+    config: Config,
+    *,
+    with_stats: bool,
+    kinds: set[str] | None,
+) -> ChangeSet:
+    """Diff exactly as ``pull`` then ``diff`` would: the live catalog goes through the store's
+    canonical files, so values the files cannot tell apart are not reported as drift."""
+    from kmsnap.store import DirectorySource, save_snapshot
+
+    live_dir = tmp / "live"
+    save_snapshot(live, live_dir, with_stats=with_stats)
+    old_src = DirectorySource(snapshot_dir, label=label)
+    new_src = DirectorySource(live_dir, label=f"live ({live.api})" if live.api else "live")
+    return _compare(old_src, new_src, config, with_stats=with_stats, kinds=kinds)
