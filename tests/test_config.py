@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import textwrap
 from pathlib import Path
 
@@ -43,6 +45,13 @@ page_size: 250
 max_rps: 2.5
 timeout: 12
 """
+
+
+# [tool.kmsnap] needs tomllib (3.11+) or tomli; pyproject.toml has no tomli dependency yet.
+needs_toml = pytest.mark.skipif(
+    sys.version_info < (3, 11) and importlib.util.find_spec("tomli") is None,
+    reason="Python 3.10 without tomli cannot read pyproject.toml",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -235,6 +244,7 @@ def test_token_key_is_refused(tmp_path: Path, key: str) -> None:
     assert "s3cret" not in message
 
 
+@needs_toml
 def test_pyproject_tool_table(tmp_path: Path) -> None:
     write(
         tmp_path / "pyproject.toml",
@@ -264,6 +274,7 @@ def test_pyproject_tool_table(tmp_path: Path) -> None:
     assert config.source("fail_on") == "pyproject.toml:6"
 
 
+@needs_toml
 def test_pyproject_errors_have_lines(tmp_path: Path) -> None:
     write(tmp_path / "pyproject.toml", '[tool.kmsnap]\nfail_on = "any"\nconcurency = 3\n')
     with pytest.raises(ConfigError, match=r"^pyproject.toml:3: unknown key 'concurency'"):
@@ -274,6 +285,20 @@ def test_pyproject_errors_have_lines(tmp_path: Path) -> None:
     write(tmp_path / "pyproject.toml", "[tool.kmsnap\n")
     with pytest.raises(ConfigError, match="pyproject.toml: not valid TOML"):
         load_config(path=tmp_path / "pyproject.toml")
+
+
+def test_pyproject_without_toml_parser_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path / "pyproject.toml", '[tool.kmsnap]\nfail_on = "any"\n')
+    monkeypatch.setattr(sys, "version_info", (3, 10, 14, "final", 0))
+    monkeypatch.setitem(sys.modules, "tomli", None)  # not installed
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    assert str(info.value) == (
+        "pyproject.toml: reading [tool.kmsnap] needs Python 3.11+ or the 'tomli' package "
+        "on Python 3.10 (pip install tomli), or use kmsnap.yaml"
+    )
 
 
 def test_pyproject_without_tool_table_is_not_a_config(tmp_path: Path) -> None:
