@@ -1,0 +1,262 @@
+"""kmsnap's canonical YAML form: a writer of exactly that form and a JSON-speed reader for it.
+
+Anything not in the canonical form is handed to the strict safe loader (``kmsnap.yamlsafe``).
+
+The form, chosen so YAML 1.1 (PyYAML) and YAML 1.2 (yq, js-yaml, ruamel) read the same
+values and so the text converts to JSON with a few C-speed passes:
+
+- a collection is a block sequence of block mappings (``- key: value`` then ``  key: value``),
+  ``[]`` when empty; a single entity is a block mapping (``key: value``);
+- keys are plain when they match ``[a-z_][a-z0-9_]*`` and are not a YAML 1.1 special word,
+  otherwise double-quoted; every string value is double-quoted;
+- a value is ``null``, ``true``, ``false``, an integer, a float with a ``.`` and a signed
+  exponent (``1.0e+20``; ``.inf``, ``-.inf``, ``.nan``), a double-quoted string, or a nested
+  list/mapping written on one line as JSON-compatible flow text with sorted keys;
+- strings use only escapes JSON and YAML share (``\\" \\\\ \\n \\t \\r \\b \\f \\uXXXX``), and
+  escape everything YAML forbids raw or would fold (C0, DEL, C1 incl. NEL, U+2028/2029,
+  U+FEFF, U+FFFE/FFFF, lone surrogates); other characters, emoji included, are written raw.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+Record = dict[str, Any]
+
+# Plain keys that a YAML 1.1 reader would turn into booleans or null: always quoted.
+_SPECIAL_WORDS = ("y", "n", "yes", "no", "on", "off", "true", "false", "null")
+_WORDS = "|".join(_SPECIAL_WORDS)
+_PLAIN_KEY = re.compile(rf"(?!(?:{_WORDS})\Z)[a-z_][a-z0-9_]*\Z")
+# PyYAML drops a simple key longer than 1024 characters; stay well under that.
+MAX_KEY_CHARS = 1000
+
+# Characters json.dumps(ensure_ascii=False) leaves raw but YAML forbids or folds.
+_EXTRA = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
+
+
+def _escape_extra(text: str) -> str:
+    if _EXTRA.search(text) is None:
+        return text
+    return _EXTRA.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def format_float(value: float) -> str:
+    """A float both YAML 1.1 and 1.2 read back exactly: always a ``.``, exponent signed."""
+    if math.isnan(value):
+        return ".nan"
+    if math.isinf(value):
+        return ".inf" if value > 0 else "-.inf"
+    text = repr(value)
+    if "e" in text:
+        mantissa, exponent = text.split("e")
+        if "." not in mantissa:
+            mantissa += ".0"
+        return f"{mantissa}e{exponent}"  # repr always signs the exponent
+    return text
+
+
+def _quote(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def format_key(key: str) -> str:
+    """A mapping key: plain when safe in every YAML version, else double-quoted."""
+    if not isinstance(key, str):
+        raise TypeError(f"mapping keys must be strings, not {type(key).__name__}")
+    if _PLAIN_KEY.match(key):
+        return key
+    quoted = _quote(key)
+    if len(quoted) > MAX_KEY_CHARS:
+        raise ValueError(f"a field name longer than {MAX_KEY_CHARS} characters: {key[:40]!r}...")
+    return quoted
+
+
+def format_value(value: Any) -> str:
+    """One value on one line (before the final extra-escape pass over the whole text)."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, str):
+        return _quote(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return format_float(value)
+    if isinstance(value, Mapping):
+        items = sorted(value.items())
+        for key, _ in items:
+            if not isinstance(key, str):
+                raise TypeError(f"mapping keys must be strings, not {type(key).__name__}")
+            if len(_quote(key)) > MAX_KEY_CHARS:
+                raise ValueError(f"a key longer than {MAX_KEY_CHARS} characters")
+        return "{" + ", ".join(f"{_quote(k)}: {format_value(v)}" for k, v in items) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
+    raise TypeError(f"cannot store a {type(value).__name__} in a snapshot")
+
+
+def dump_flow(value: Any) -> str:
+    """The canonical one-line text of a nested value, exactly as a file holds it."""
+    return _escape_extra(format_value(value))
+
+
+# --- writer ---------------------------------------------------------------------------
+
+_UNQUOTE_KEYS = re.compile(
+    rf'^(- |  |)"((?!(?:{_WORDS})")[a-z_][a-z0-9_]*)": ', re.M
+)
+# A nested value or a float after a key. False positives (inside a string) only cost speed.
+_NOT_FLAT = re.compile(r'": (?:[\[{]|-?[0-9]+[.e]|-?Infinity|NaN)')
+# A line that starts with a quoted key and is long enough that the key might be too long.
+_MAYBE_LONG_KEY = re.compile(rf'^(?:- |  )"[^\n]{{{MAX_KEY_CHARS}}}', re.M)
+
+
+def _dump_record_slow(record: Mapping[str, Any], first: str, rest: str) -> list[str]:
+    lines = []
+    prefix = first
+    for key, value in record.items():
+        lines.append(f"{prefix}{format_key(key)}: {format_value(value)}\n")
+        prefix = rest
+    return lines
+
+
+def _flat_json(records: list[Record]) -> str | None:
+    """All records as one JSON text with NUL item separators, or None if any is not flat.
+
+    json.dumps escapes every control character inside strings, so a raw NUL can only be
+    one of our separators: the C encoder does the quoting and escaping for all records at once.
+    """
+    text = json.dumps(records, ensure_ascii=False, separators=("\x00", ": "), check_circular=False)
+    if _NOT_FLAT.search(text) is not None:
+        return None
+    return text
+
+
+def dump_collection(records: list[Record]) -> str:
+    """A sequence of records (already in canonical key order) as canonical text."""
+    if not records:
+        return "[]\n"
+    for record in records:
+        if not record:
+            raise ValueError("cannot store an empty record")
+    text = _flat_json(records)
+    if text is None:
+        lines: list[str] = []
+        for record in records:
+            lines += _dump_record_slow(record, "- ", "  ")
+        return _escape_extra("".join(lines))
+    body = text[2:-2].replace("}\x00{", "\n- ").replace("\x00", "\n  ")
+    body = _UNQUOTE_KEYS.sub(r"\1\2: ", "- " + body + "\n")
+    if _MAYBE_LONG_KEY.search(body) is not None:
+        for record in records:
+            for key in record:
+                format_key(key)  # raises on a key PyYAML could not read back
+    return _escape_extra(body)
+
+
+def dump_mapping(record: Mapping[str, Any]) -> str:
+    """One record (already in canonical key order) as a canonical block mapping."""
+    if not record:
+        return "{}\n"
+    return _escape_extra("".join(_dump_record_slow(record, "", "")))
+
+
+# --- fast reader ----------------------------------------------------------------------
+
+# A double-quoted string's body: raw characters both YAML and JSON take literally, and the
+# escapes both decode alike. Surrogate escapes are left to the safe loader: JSON pairs them
+# into one character, PyYAML keeps two.
+_STR = (
+    r'(?:[^"\\\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]'
+    r'|\\["\\bfnrt]|\\u(?![dD][89a-fA-F])[0-9a-fA-F]{4})*'
+)
+_KEY = rf'(?:(?!(?:{_WORDS}):)([a-z_][a-z0-9_]*)|"({_STR})")'
+_VALUE = (
+    '(?:"' + _STR + '"|null|true|false'
+    + r"|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+(?:e[-+][0-9]+)?)?|[\[{][^\n]*)"
+)
+_SEQ_LINE = re.compile("^(- |  )" + _KEY + ": (" + _VALUE + ")$", re.M)
+_MAP_LINE = re.compile("^" + _KEY + ": (" + _VALUE + ")$", re.M)
+_FLOW_LINE = re.compile("^(?:- |  )?" + _KEY + r": ([\[{][^\n]*)$", re.M)
+
+
+class _NotCanonical(Exception):
+    pass
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if format_float(value) != text:
+        raise _NotCanonical(text)
+    return value
+
+
+def _parse_constant(text: str) -> Any:
+    raise _NotCanonical(text)
+
+
+def _loads(text: str) -> Any:
+    return json.loads(text, parse_float=_parse_float, parse_constant=_parse_constant)
+
+
+def _flow_values_canonical(text: str) -> bool:
+    # Nested values are checked by re-dumping: the writer's flow text is proved (by the
+    # round-trip tests) to mean the same in YAML as in JSON; any other flow text is deferred.
+    if ": {" not in text and ": [" not in text:
+        return True
+    for match in _FLOW_LINE.finditer(text):
+        flow = match.group(3)
+        try:
+            if dump_flow(_loads(flow)) != flow:
+                return False
+        except (ValueError, _NotCanonical, RecursionError, TypeError):
+            return False
+    return True
+
+
+def is_canonical_sequence(text: str) -> bool:
+    """Whether ``text`` is a non-empty sequence exactly in the fast form (no parsing)."""
+    if not text.startswith("- ") or not text.endswith("\n"):
+        return False
+    _, count = _SEQ_LINE.subn("", text)
+    return count == text.count("\n") and _flow_values_canonical(text)
+
+
+def fast_load(text: str) -> list[Any] | dict[str, Any] | None:
+    """The value of canonical text, or None when the text is not exactly canonical.
+
+    Every line must match the line pattern (one match per line, counted), so the text is a
+    block sequence of block mappings (or one block mapping) whose scalars mean the same in
+    YAML and JSON; it is then rewritten to JSON and parsed by the C decoder.
+    """
+    if not text.endswith("\n"):
+        return None
+    if text.startswith("- "):
+        converted, count = _SEQ_LINE.subn(r'\1"\2\3": \4', text)
+        if count != text.count("\n"):
+            return None
+        body = converted[2:-1].replace("\n- ", "}, {").replace("\n  ", ", ")
+        converted = "[{" + body + "}]"
+    elif text == "[]\n":
+        return []
+    elif text == "{}\n":
+        return {}
+    else:
+        converted, count = _MAP_LINE.subn(r'"\1\2": \3', text)
+        if count != text.count("\n"):
+            return None
+        converted = "{" + converted[:-1].replace("\n", ", ") + "}"
+    if not _flow_values_canonical(text):
+        return None
+    try:
+        value = _loads(converted)
+    except (ValueError, _NotCanonical, RecursionError):
+        return None
+    return value  # type: ignore[no-any-return]

@@ -1,0 +1,117 @@
+"""The strict fallback loader for snapshot files that are not in the canonical fast form.
+
+PyYAML's safe loader, narrowed to what kmsnap writes: no tags, no anchors or aliases (no
+alias bombs), no merge keys, no implicit timestamps; errors become ``SnapshotError`` with the
+file and 1-based line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, Node, ScalarNode
+
+from kmsnap.errors import SnapshotError
+
+# Values a JSON API can send; anything else from a hand-edited file is refused.
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+class _Refused(yaml.MarkedYAMLError):
+    pass
+
+
+def _refuse(problem: str, mark: Any) -> _Refused:
+    return _Refused(None, None, problem, mark)
+
+
+class StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses every YAML feature kmsnap never writes."""
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent):
+            raise _refuse("aliases (*name) are not allowed", event.start_mark)
+        if getattr(event, "anchor", None) is not None:
+            raise _refuse("anchors (&name) are not allowed", event.start_mark)
+        if getattr(event, "tag", None) is not None:
+            raise _refuse("tags (!name) are not allowed", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def flatten_mapping(self, node: MappingNode) -> None:
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise _refuse("merge keys (<<) are not allowed", key_node.start_mark)
+        super().flatten_mapping(node)
+
+    def construct_yaml_timestamp(self, node: ScalarNode) -> Any:
+        raise _refuse("unquoted dates are not allowed (quote them)", node.start_mark)
+
+
+StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", StrictLoader.construct_yaml_timestamp)
+
+
+def _line_of(data: bytes, position: int) -> int:
+    text = data.decode("utf-8", errors="replace")
+    return text.count("\n", 0, position) + 1
+
+
+def safe_load(data: bytes, path: str) -> Any:
+    """Parse ``data`` with the strict loader; any problem is a SnapshotError naming path:line."""
+    loader = StrictLoader(data)
+    try:
+        value = loader.get_single_data()
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = error.problem or error.context or "malformed YAML"
+        raise SnapshotError(f"{problem}", path=path, line=line) from None
+    except yaml.reader.ReaderError as error:
+        raise SnapshotError(
+            f"invalid character {error.character!r}" if isinstance(error.character, str)
+            else "not valid UTF-8",
+            path=path, line=_line_of(data, error.position),
+        ) from None
+    except yaml.YAMLError as error:
+        raise SnapshotError(f"malformed YAML: {error}", path=path) from None
+    except RecursionError:
+        raise SnapshotError("nested too deeply", path=path) from None
+    except (ValueError, ConstructorError) as error:  # e.g. an integer too long to convert
+        raise SnapshotError(f"unreadable value: {error}", path=path) from None
+    finally:
+        loader.dispose()
+    _check_json_like(value, path)
+    return value
+
+
+def _check_json_like(value: Any, path: str, depth: int = 0) -> None:
+    if depth > 100:
+        raise SnapshotError("nested too deeply", path=path)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise SnapshotError(f"a mapping key is not a string: {key!r}", path=path)
+            _check_json_like(item, path, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json_like(item, path, depth + 1)
+    elif not isinstance(value, _JSON_SCALARS):
+        raise SnapshotError(f"unsupported value {value!r}", path=path)
+
+
+def locate_item(data: bytes, index: int | str) -> int | None:
+    """The 1-based line of item ``index`` (a list position or mapping key), when findable."""
+    try:
+        node = yaml.compose(data, Loader=StrictLoader)
+    except (yaml.YAMLError, RecursionError, ValueError):
+        return None
+    if isinstance(node, (yaml.SequenceNode,)) and isinstance(index, int):
+        if 0 <= index < len(node.value):
+            return int(node.value[index].start_mark.line) + 1
+    if isinstance(node, MappingNode):
+        for key_node, _ in node.value:
+            if key_node.value == index:
+                return int(key_node.start_mark.line) + 1
+    return None
