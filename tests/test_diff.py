@@ -310,13 +310,13 @@ def _key(change: Change) -> tuple[Any, ...]:
     return (change.kind, change.change, change.id, change.old_id, change.fields)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(snapshots(), st.booleans())
 def test_law_a_snapshot_against_itself_is_empty(s: Snapshot, with_stats: bool) -> None:
     assert diff_snapshots(s, s, with_stats=with_stats).changes == []
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(snapshots(), snapshots(), st.booleans())
 def test_law_swapping_sides_swaps_everything(a: Snapshot, b: Snapshot, stats: bool) -> None:
     forward = diff_snapshots(a, b, with_stats=stats)
@@ -345,7 +345,7 @@ def _shuffled(s: Snapshot, seed: int) -> Snapshot:
     return out
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(snapshots(), snapshots(), st.integers(0, 10**6))
 def test_law_order_does_not_matter(a: Snapshot, b: Snapshot, seed: int) -> None:
     expected = diff_snapshots(a, b, with_stats=True)

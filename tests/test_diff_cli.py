@@ -1,0 +1,182 @@
+"""``kmsnap diff`` end to end: directories, REV:PATH in a real git repo, formats, exit codes,
+and untrusted snapshot input (one line naming file and line, exit 1)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from diff_sample import sample_pair
+
+from kmsnap.cli import run
+from kmsnap.store import save_snapshot
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Path, Path]:
+    old, new = sample_pair()
+    save_snapshot(old, tmp_path / "old")
+    save_snapshot(new, tmp_path / "new")
+    return tmp_path / "old", tmp_path / "new"
+
+
+def out_err(capsys: pytest.CaptureFixture[str]) -> tuple[str, str]:
+    captured = capsys.readouterr()
+    return captured.out, captured.err
+
+
+def test_json_output_and_exit_codes(
+    pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(pair[0].parent)
+    assert run(["diff", "--format", "json", "old", "new"]) == 0
+    out, err = out_err(capsys)
+    data = json.loads(out)
+    assert (data["schema_version"], data["old"], data["new"]) == (1, "old", "new")
+    assert data["summary"] == {"added": 2, "removed": 2, "changed": 8, "renamed": 3, "recreated": 1}
+    assert err == ""
+    assert run(["diff", "--exit-code", "--format", "json", "old", "new"]) == 2
+    capsys.readouterr()
+    assert run(["diff", "--exit-code", "old", "old"]) == 0
+    assert out_err(capsys)[0].rstrip().endswith("No changes.")
+
+
+def test_text_is_the_default_and_has_no_colour_when_piped(
+    pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["diff", str(pair[0]), str(pair[1])]) == 0
+    out, _ = out_err(capsys)
+    assert "\x1b[" not in out
+    assert out.rstrip().endswith("Catalog: 2 added, 2 removed, 8 changed, 3 renamed, 1 re-created.")
+
+
+@pytest.mark.parametrize("kinds", [["event"], ["events"], ["--kind", "metrics", "-k", "event"]])
+def test_kind_filter(
+    pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str], kinds: list[str]
+) -> None:
+    args = kinds if kinds[0] == "--kind" else ["--kind", *kinds]
+    assert run(["diff", "-f", "json", *args, str(pair[0]), str(pair[1])]) == 0
+    got = {c["kind"] for c in json.loads(out_err(capsys)[0])["changes"]}
+    assert got <= {"event", "metric"} and "event" in got
+
+
+def test_bad_kind_and_format_are_one_line_errors(
+    pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(["diff", "--kind", "evnts", str(pair[0]), str(pair[1])]) == 1
+    _, err = out_err(capsys)
+    assert err.count("\n") == 1 and "evnts" in err
+    assert run(["diff", "--format", "yaml", str(pair[0]), str(pair[1])]) == 1
+    _, err = out_err(capsys)
+    assert err.count("\n") == 1 and "--format" in err
+
+
+def test_github_format_appends_markdown_to_the_step_summary(
+    pair: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    summary = tmp_path / "summary.md"
+    summary.write_text("# before\n", encoding="utf-8")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert run(["diff", "--format", "github", str(pair[0]), str(pair[1])]) == 0
+    out, _ = out_err(capsys)
+    assert all(re.match(r"::(error|warning|notice) title=", line) for line in out.splitlines())
+    text = summary.read_text(encoding="utf-8")
+    assert text.startswith("# before\n## kmsnap: catalog changes")
+
+
+def test_missing_snapshot_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert run(["diff", "nope", "nope2"]) == 1
+    _, err = out_err(capsys)
+    assert err.count("\n") == 1 and "nope" in err
+
+
+# --- untrusted input ------------------------------------------------------------------
+
+BOMB = "- &a0 [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"- &a{i} [{', '.join([f'*a{i - 1}'] * 8)}]\n" for i in range(1, 10)
+)
+
+HOSTILE_FILES = {
+    "alias bomb": BOMB,
+    "python tag": "- id: x\n  name: !!python/object/apply:os.system ['echo pwned']\n",
+    "broken yaml": "- id: x\n  name: [unclosed\n",
+    "not a list": "id: x\nname: y\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_FILES))
+def test_untrusted_snapshot_is_refused_with_file_and_line(
+    pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    target = next(pair[1].rglob("events.yaml"))
+    target.write_text(HOSTILE_FILES[case], encoding="utf-8")
+    assert run(["diff", str(pair[0]), str(pair[1])]) == 1
+    out, err = out_err(capsys)
+    assert out == ""
+    assert err.count("\n") == 1, err
+    assert "events.yaml" in err
+    if case != "not a list":
+        assert re.search(r"events\.yaml:\d+", err), err
+    assert "pwned" not in out
+
+
+def test_huge_snapshot_file_is_refused(
+    pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = next(pair[1].rglob("events.yaml"))
+    with target.open("w", encoding="utf-8") as handle:
+        line = "- {id: x, name: " + "a" * 1000 + "}\n"
+        for _ in range(70_000):  # ~70 MB: past the store's per-file bound
+            handle.write(line)
+    assert run(["diff", str(pair[0]), str(pair[1])]) == 1
+    _, err = out_err(capsys)
+    assert err.count("\n") == 1 and "events.yaml" in err
+
+
+# --- REV:PATH -------------------------------------------------------------------------
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_rev_path_against_a_real_repository(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, new = sample_pair()
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    save_snapshot(old, repo / "snapshots")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "old")
+    save_snapshot(new, repo / "snapshots")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "new")
+    monkeypatch.chdir(repo)
+
+    assert run(["diff", "-f", "json", "HEAD~1:snapshots", "HEAD:snapshots"]) == 0
+    from_git = json.loads(out_err(capsys)[0])
+    assert (from_git["old"], from_git["new"]) == ("HEAD~1:snapshots", "HEAD:snapshots")
+    assert run(["diff", "-f", "json", "HEAD~1:snapshots", "snapshots"]) == 0
+    mixed = json.loads(out_err(capsys)[0])
+    assert mixed["changes"] == from_git["changes"]
+    assert mixed["summary"]["recreated"] == 1
+
+    assert run(["diff", "HEAD~5:snapshots", "snapshots"]) == 1
+    _, err = out_err(capsys)
+    assert err.count("\n") == 1 and "HEAD~5" in err
