@@ -100,6 +100,16 @@ class _Crawler:
         self._counts: dict[str, list[int]] = {}  # kind -> [pages done, pages total, entities]
         self._expected: dict[str, int] = {}
         self.fetched: set[str] = set()  # kinds with at least one complete collection
+        self.complete: list[tuple[str, str, list[Record]]] = []  # (kind, url, records)
+
+    def assemble(self) -> None:
+        """Fill the snapshot in an order that does not depend on which page came first."""
+        rank = {kind: i for i, kind in enumerate(KINDS)}
+        self.complete.sort(key=lambda c: (rank.get(c[0], len(rank)), c[0], c[1]))
+        for kind, _url, records in self.complete:
+            for record in records:
+                self.snapshot.add(kind, record)
+        self.complete = []
 
     def warn(self, message: str) -> None:
         if message not in self._warned:
@@ -307,8 +317,7 @@ class _Crawler:
                 url=col.url,
             )
         self.fetched.add(col.kind)
-        for record in records.values():
-            self.snapshot.add(col.kind, record)
+        self.complete.append((col.kind, col.url, list(records.values())))
         if col.kind in PARENT_KINDS:
             self.parent_links.setdefault(col.kind, {}).update(links)
         return False
@@ -341,6 +350,7 @@ def pull_snapshot(
                 if not scoped:
                     break
                 crawler.run(scoped, pool)
+        crawler.assemble()
         _check_coverage(crawler, have)
         return PullResult(crawler.snapshot, client.requests,
                           time.perf_counter() - started, crawler.warnings)

@@ -1,1 +1,193 @@
-"""The `kmsnap pull` command (to be built)."""
+"""The ``kmsnap pull`` command, and ``pull_live``: the crawl with its progress display and warnings.
+
+``kmsnap check`` reuses ``pull_live`` and the option types below (``ApiOption`` ...), so
+both commands offer the same options with the same help.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import requests
+import typer
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from kmsnap.cli._common import err_console, info, read_token, stderr_is_terminal, warn
+from kmsnap.cli.app import app
+from kmsnap.config import Config, filter_snapshot, load_config, resolve_settings
+from kmsnap.crawl import ProgressEvent, PullOptions, PullResult, pull_snapshot
+from kmsnap.model import KINDS, rel_for_kind
+
+# Option types shared with ``check``: ``def check(api: ApiOption = None, ...)``. Every
+# default is None so the config file and KMSNAP_* variables can fill in (kmsnap.config).
+ApiOption = Annotated[
+    str | None,
+    typer.Option("--api", metavar="URL", show_default=False,
+                 help="API base URL [default: $KMSNAP_API, else https://api.kissmetrics.com/core]"),
+]
+TokenFileOption = Annotated[
+    Path | None,
+    typer.Option("--token-file", metavar="PATH", show_default=False,
+                 help="Read the API token from this file (keep it chmod 600) "
+                      "[default: $KISSMETRICS_TOKEN]"),
+]
+ConcurrencyOption = Annotated[
+    int | None,
+    typer.Option("--concurrency", metavar="N", show_default=False,
+                 help="Requests in flight at once [default: 8]"),
+]
+PageSizeOption = Annotated[
+    int | None,
+    typer.Option("--page-size", metavar="N", show_default=False,
+                 help="Items to ask for per page; the API may give fewer [default: 100]"),
+]
+MaxRpsOption = Annotated[
+    float | None,
+    typer.Option("--max-rps", metavar="R", show_default=False,
+                 help="At most R requests per second [default: no cap; slows down on 429]"),
+]
+TimeoutOption = Annotated[
+    float | None,
+    typer.Option("--timeout", metavar="S", show_default=False,
+                 help="Seconds to wait to connect, and for each read [default: 30]"),
+]
+WithStatsOption = Annotated[
+    bool,
+    typer.Option("--with-stats",
+                 help="Also keep usage counters and timestamps (in <kind>.stats.yaml)"),
+]
+QuietOption = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No progress display and no summary line")
+]
+
+
+class _ProgressDisplay:
+    """A rich progress bar per kind on stderr, fed by the crawl's ``ProgressEvent``s."""
+
+    def __init__(self) -> None:
+        self._progress = Progress(
+            TextColumn("{task.description:<12}"),
+            BarColumn(),
+            TextColumn("{task.fields[pages]} pages"),
+            TextColumn("{task.fields[entities]} entities"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+        )
+        self._tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> _ProgressDisplay:
+        self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._progress.stop()
+
+    def update(self, event: ProgressEvent) -> None:
+        task = self._tasks.get(event.kind)
+        label = rel_for_kind(event.kind)
+        pages = f"{event.pages_done}/{event.pages_total}"
+        entities = (f"{event.entities}/{event.expected}" if event.expected is not None
+                    else str(event.entities))
+        if task is None:
+            task = self._progress.add_task(label, total=event.pages_total, pages=pages,
+                                           entities=entities)
+            self._tasks[event.kind] = task
+        self._progress.update(task, completed=event.pages_done, total=event.pages_total,
+                              pages=pages, entities=entities)
+
+
+def summary_line(result: PullResult) -> str:
+    """One line: entities per kind, requests made, time taken."""
+    counts = result.snapshot.counts()
+    order = [k for k in KINDS if k in counts] + [k for k in counts if k not in KINDS]
+    parts = [f"{counts[kind]} {rel_for_kind(kind)}" for kind in order]
+    total = result.snapshot.size()
+    return (f"pulled {total} entities ({', '.join(parts) or 'none'}) "
+            f"in {result.requests} requests, {result.elapsed:.1f} s")
+
+
+def pull_live(
+    api: str | None = None,
+    token_file: Path | None = None,
+    concurrency: int | None = None,
+    page_size: int | None = None,
+    max_rps: float | None = None,
+    timeout: float | None = None,
+    quiet: bool = False,
+    *,
+    config: Config | None = None,
+    session: requests.Session | None = None,
+    summary: bool = True,
+) -> PullResult:
+    """Pull the live catalog, showing progress on a terminal; print warnings and a summary.
+
+    None for a setting means: from ``KMSNAP_*``, else the config file, else the default.
+    The snapshot comes back filtered by the config's include/exclude.
+    """
+    config = config if config is not None else load_config()
+    settings = resolve_settings(config, {
+        "api": api, "concurrency": concurrency, "page_size": page_size, "max_rps": max_rps,
+        "timeout": timeout,
+    })
+    options = PullOptions(
+        api=settings.api, token=read_token(token_file), concurrency=settings.concurrency,
+        page_size=settings.page_size, max_rps=settings.max_rps, timeout=settings.timeout,
+    )
+    if not quiet and stderr_is_terminal():
+        with _ProgressDisplay() as display:
+            result = pull_snapshot(options, progress=display.update, session=session)
+    else:
+        result = pull_snapshot(options, session=session)
+    result.snapshot = filter_snapshot(result.snapshot, config)
+    for message in result.warnings:
+        warn(message)
+    if summary and not quiet:
+        info(summary_line(result))
+    return result
+
+
+@app.command()
+def pull(
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", metavar="DIR", show_default=False,
+                     help="Snapshot directory to write [default: snapshots]"),
+    ] = None,
+    api: ApiOption = None,
+    token_file: TokenFileOption = None,
+    concurrency: ConcurrencyOption = None,
+    page_size: PageSizeOption = None,
+    max_rps: MaxRpsOption = None,
+    timeout: TimeoutOption = None,
+    with_stats: WithStatsOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Crawl the Kissmetrics API and write the catalog snapshot to a directory.
+
+    Follows the API from its root directory to every account, product, report, event,
+    property and metric the token can see, and replaces DIR with the new snapshot only
+    when the crawl is complete: a failed pull leaves the previous snapshot as it was.
+    Give the token in KISSMETRICS_TOKEN or a file, never on the command line.
+
+    Example:
+
+    \b
+        export KISSMETRICS_TOKEN=...        # Account settings > Manage API Tokens
+        kmsnap pull --out snapshots
+        git add snapshots && git commit -m "Catalog snapshot"
+    """
+    from kmsnap.store import save_snapshot  # imported here: only pull needs the writer
+
+    config = load_config()
+    target = out if out is not None else Path(resolve_settings(config, {}).snapshot_dir)
+    started = time.perf_counter()
+    result = pull_live(api, token_file, concurrency, page_size, max_rps, timeout, quiet,
+                       config=config, summary=False)
+    # Nothing is written before the crawl has fully succeeded; the store swaps atomically.
+    save_snapshot(result.snapshot, target, with_stats=with_stats)
+    result.elapsed = time.perf_counter() - started
+    if not quiet:
+        info(f"{summary_line(result)}; wrote {target}")
