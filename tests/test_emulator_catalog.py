@@ -289,3 +289,11 @@ def test_kmsnap_serve_prints_url_serves_and_stops_on_ctrl_c(source: list[str]) -
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     assert out == ""
+
+
+@pytest.mark.parametrize("args", [["--fault-rate", "2"], ["--max-page-size", "0"],
+                                  ["--catalog", "/nonexistent/snapshot"]])
+def test_kmsnap_serve_refuses_bad_options(args: list[str]) -> None:
+    from kmsnap.cli import run
+
+    assert run(["serve", "--port", "0", *args]) == 1

@@ -29,7 +29,9 @@ def serve(
     ] = None,
     size: Annotated[int, typer.Option(help="Entities in the generated catalog.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of the generated catalog and of faults.")] = 0,
-    latency_ms: Annotated[float, typer.Option(help="Delay every answer by this much.")] = 0.0,
+    latency_ms: Annotated[
+        float, typer.Option(help="Delay every answer by this many milliseconds.")
+    ] = 0.0,
     fault_rate: Annotated[
         float, typer.Option(help="Share of requests answered 429, 500, 503 or cut off (0-1).")
     ] = 0.0,
@@ -37,12 +39,12 @@ def serve(
 ) -> None:
     """Run the bundled Kissmetrics Core API emulator, to try kmsnap without an account.
 
-    Prints the base URL on the first line, then serves until Ctrl-C. Example:
+    Serves a generated demo catalog (or a snapshot directory with --catalog) on
+    loopback, prints the base URL on its first line, and runs until Ctrl-C.
+    Example, with a pull from a second shell:
 
-        kmsnap serve --port 0 --size 5000
-
-    and in another shell:
-
+    \b
+        kmsnap serve --size 5000 --latency-ms 20
         KISSMETRICS_TOKEN=demo-token kmsnap pull --api http://127.0.0.1:8765/core
     """
     from kmsnap.emulator import Catalog, Emulator
