@@ -103,7 +103,7 @@ def test_reader_refuses_oversized_blob_and_stays_in_step(repo: Path) -> None:
 
 
 def test_open_source_directory(repo: Path) -> None:
-    store = pytest.importorskip("kmsnap.store")
+    from kmsnap import store
 
     src = open_source("snapshots", cwd=repo)
     assert isinstance(src, store.DirectorySource)

@@ -1,1 +1,200 @@
-"""The `kmsnap log` command (to be built)."""
+"""The ``kmsnap log`` command (the catalog's history from git) and the hidden commands git's
+diff driver runs (``git-textconv``, ``git-diff``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from kmsnap.cli._common import info, warn
+from kmsnap.cli.app import app
+from kmsnap.errors import UsageError
+
+_FORMATS = ("text", "markdown", "json")
+
+
+def _split_args(args: list[str], cwd: Path) -> tuple[list[str], str | None]:
+    """Positional arguments as (revision ranges, PATH): an argument with ``..`` that is not an
+    existing path is a range, like ``git log A..B -- PATH``."""
+    revisions: list[str] = []
+    path: str | None = None
+    for arg in args:
+        if ".." in arg and not (cwd / arg).exists():
+            revisions.append(arg)
+        elif path is None:
+            path = arg
+        else:
+            raise UsageError(f"unexpected argument {arg!r}: give at most one PATH")
+    return revisions, path
+
+
+@app.command("log")
+def log_command(
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[REV..REV] [PATH]",
+            help="A revision range (main~20..main) and/or the snapshot directory "
+            "(default: snapshot_dir from kmsnap.yaml, else snapshots).",
+            show_default=False,
+        ),
+    ] = None,
+    rev: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rev", "-r", metavar="REV", help="Revision or range to walk (default HEAD)."
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            metavar="DATE",
+            help="Only commits after DATE (git's formats: 2024-05-01, '2 weeks ago').",
+        ),
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(metavar="DATE", help="Only commits before DATE.")
+    ] = None,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option("--kind", "-k", metavar="KIND", help="Only this kind (repeatable)."),
+    ] = None,
+    severity: Annotated[
+        str | None,
+        typer.Option(
+            metavar="LEVEL", help="Only changes at least this severe: breaking, warning or info."
+        ),
+    ] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", metavar="FORMAT", help="text, markdown or json.")
+    ] = "text",
+    all_commits: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Also list commits that touched the directory without catalog changes."
+        ),
+    ] = False,
+    entity: Annotated[
+        str | None,
+        typer.Option(
+            metavar="NAME_OR_ID",
+            help="Show the timeline of one entity (oldest first), following renames and "
+            "re-creations.",
+        ),
+    ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Stop with exit 1 at a snapshot file that cannot be read, "
+            "instead of warning and going on.",
+        ),
+    ] = False,
+    with_stats: Annotated[
+        bool, typer.Option("--with-stats", help="Count usage-field changes too.")
+    ] = False,
+    no_cache: Annotated[
+        bool,
+        typer.Option("--no-cache", help="Recompute every commit (ignore .git/kmsnap-cache/)."),
+    ] = False,
+    timing: Annotated[bool, typer.Option("--timing", hidden=True)] = False,
+) -> None:
+    """Show the catalog's history from git: what each commit changed, newest first.
+
+    Walks the commits that touched the snapshot directory, following the first parent of a
+    merge (the branch's own line, as `git log --first-parent`), and diffs each version with
+    the one before. A snapshot file that cannot be read is named in a warning (commit and
+    file) and the log goes on; --strict makes it an error. Results are cached in
+    .git/kmsnap-cache/, so a second run is fast.
+
+    Examples:
+
+        kmsnap log
+
+        kmsnap log --since '1 month ago' --severity breaking
+
+        kmsnap log main~50..main --kind event --format markdown
+
+        kmsnap log --entity 'Signed Up'
+    """
+    from kmsnap.config import ignore_fields_by_kind, load_config
+    from kmsnap.history import LogQuery, load_history
+    from kmsnap.historyview import (
+        SEVERITY_LEVELS,
+        entity_timeline,
+        filter_entries,
+        render_log,
+        render_timeline,
+    )
+
+    if fmt not in _FORMATS:
+        raise UsageError(f"--format: unknown format {fmt!r}; use text, markdown or json")
+    if severity is not None and severity not in SEVERITY_LEVELS:
+        raise UsageError(f"--severity: unknown level {severity!r}; use breaking, warning or info")
+    cwd = Path.cwd()
+    revisions, path = _split_args(list(args or []), cwd)
+    revisions += list(rev or [])
+    config = load_config(cwd)
+    snapshot_dir = path if path is not None else str(config.resolve("snapshot_dir"))
+    query = LogQuery(
+        path=snapshot_dir,
+        revisions=tuple(revisions),
+        since=since,
+        until=until,
+        with_stats=with_stats,
+        ignore_fields=ignore_fields_by_kind(config),
+        strict=strict,
+        use_cache=not no_cache,
+    )
+    history = load_history(query, cwd=cwd, warn=warn)
+    if entity is not None:
+        entries = filter_entries(history.entries, kinds=kind, severity=severity)
+        text = render_timeline(entity, entity_timeline(entries, entity), fmt)
+    else:
+        entries = filter_entries(
+            history.entries, kinds=kind, severity=severity, include_empty=all_commits
+        )
+        text = render_log(entries, fmt)
+    _emit(text)
+    if timing:
+        info(
+            f"kmsnap log: {len(history.entries)} commits, {history.cache_hits} cached, "
+            f"{history.cache_misses} computed, {history.blobs_read} blobs read, "
+            f"{history.seconds:.2f}s"
+        )
+
+
+def _emit(text: str) -> None:
+    stream = sys.stdout
+    try:
+        stream.write(text)
+    except UnicodeEncodeError:
+        stream.flush()
+        stream.buffer.write(text.encode("utf-8"))
+    stream.flush()
+
+
+@app.command("git-textconv", hidden=True)
+def git_textconv(
+    file: Annotated[str, typer.Argument()],
+    format_version: Annotated[int, typer.Option("--format-version")] = 1,
+) -> None:
+    """git's textconv for snapshot files: one readable block per entity."""
+    from kmsnap import gitdriver
+
+    raise typer.Exit(gitdriver.main(["textconv", "--format-version", str(format_version), file]))
+
+
+@app.command(
+    "git-diff",
+    hidden=True,
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def git_diff(args: Annotated[list[str], typer.Argument()]) -> None:
+    """git's external diff command for snapshot files: kmsnap's change list per file."""
+    from kmsnap import gitdriver
+
+    raise typer.Exit(gitdriver.main(["diff", *args]))

@@ -1,0 +1,235 @@
+"""Views of the catalog history: filters, one entity's timeline, and the text, markdown and
+JSON renderings of ``kmsnap log``. Pure: data in, data or ``str`` out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from kmsnap.diff import Change, normalize_kinds, severity_at_least
+from kmsnap.errors import UsageError
+from kmsnap.history import Commit, LogEntry
+from kmsnap.model import name_field
+from kmsnap.render_base import escape, old_name, quote, rename_path, show_side
+from kmsnap.render_markdown import md_escape
+
+__all__ = [
+    "LOG_FORMATS",
+    "SEVERITY_LEVELS",
+    "TimelineEvent",
+    "entity_timeline",
+    "filter_entries",
+    "render_changes_text",
+    "render_log",
+    "render_timeline",
+]
+
+LOG_FORMATS = ("text", "markdown", "json")
+SEVERITY_LEVELS = ("breaking", "warning", "info")
+
+
+def filter_entries(
+    entries: Iterable[LogEntry],
+    *,
+    kinds: Collection[str] | None = None,
+    severity: str | None = None,
+    include_empty: bool = False,
+) -> list[LogEntry]:
+    """Keep changes of ``kinds`` at ``severity`` or above; drop commits left without changes
+    unless ``include_empty`` (``--all``)."""
+    if severity is not None and severity not in SEVERITY_LEVELS:
+        raise UsageError(f"--severity {severity!r}: use breaking, warning or info")
+    level = "any" if severity in (None, "info") else severity
+    wanted = normalize_kinds(kinds) if kinds else None
+    out: list[LogEntry] = []
+    for entry in entries:
+        changes = [
+            c
+            for c in entry.changes
+            if (wanted is None or c.kind in wanted) and severity_at_least(c, str(level))
+        ]
+        if changes or include_empty:
+            out.append(LogEntry(commit=entry.commit, changes=changes, warning=entry.warning))
+    return out
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    """One change to the followed entity, in the commit that made it."""
+
+    commit: Commit
+    change: Change
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "commit": self.commit.commit,
+            "date": self.commit.date,
+            "author": self.commit.author,
+            "subject": self.commit.subject,
+            "change": self.change.to_json(),
+        }
+
+
+def _names(change: Change) -> set[str]:
+    """Every name the entity had in this change: the current one and, for a rename, the old."""
+    names = {change.name} if change.name is not None else set()
+    for path in (name_field(change.kind), "title"):
+        sides = (change.fields or {}).get(path)
+        if sides:
+            names.update(v for v in sides.values() if isinstance(v, str))
+    return names
+
+
+def entity_timeline(entries: Sequence[LogEntry], name_or_id: str) -> list[TimelineEvent]:
+    """The life of one entity, oldest first: created, each change, renames, re-creations
+    (linked to the predecessor through ``old_id``), removed.
+
+    ``name_or_id`` is matched against ids first; when no id matches, against every name the
+    entity ever had (so an old name still finds it). Entities sharing a name in different
+    products are all followed.
+    """
+    ordered = [(entry.commit, change) for entry in reversed(entries) for change in entry.changes]
+    lineage: set[tuple[str, str]] = set()
+    for _commit, change in ordered:
+        if name_or_id in (change.id, change.old_id):
+            lineage.add((change.kind, change.id))
+    if not lineage:
+        for _commit, change in ordered:
+            if name_or_id in _names(change):
+                lineage.add((change.kind, change.id))
+    # A re-created entity continues its predecessor (and the predecessor its successor).
+    grew = True
+    while grew:
+        grew = False
+        for _commit, change in ordered:
+            if change.change != "recreated" or change.old_id is None:
+                continue
+            pair = {(change.kind, change.id), (change.kind, change.old_id)}
+            if pair & lineage and not pair <= lineage:
+                lineage |= pair
+                grew = True
+    return [
+        TimelineEvent(commit, change)
+        for commit, change in ordered
+        if (change.kind, change.id) in lineage
+    ]
+
+
+# --- rendering --------------------------------------------------------------------------
+
+_MARKS = {"added": "+", "removed": "-", "changed": "~", "renamed": "~", "recreated": "-/+"}
+
+
+def _head(change: Change) -> str:
+    """One line naming a change: ``~ event "Old" → "New" [id] renamed (breaking)``."""
+    ident = f"[{escape(change.id)}]"
+    if change.change == "renamed":
+        text = f"{change.kind} {quote(old_name(change))} → {quote(change.name)} {ident} renamed"
+    elif change.change == "recreated":
+        text = (
+            f"{change.kind} {quote(change.name)} re-created "
+            f"[{escape(change.old_id or '')} → {escape(change.id)}]"
+        )
+    else:
+        text = f"{change.kind} {quote(change.name)} {ident} {change.change}"
+    if change.severity != "info":
+        text += f" ({change.severity})"
+    return f"{_MARKS.get(change.change, '?')} {text}"
+
+
+def _field_lines(change: Change) -> list[tuple[str, str, str]]:
+    skip = rename_path(change)
+    return [
+        (escape(path), show_side(sides, "old"), show_side(sides, "new"))
+        for path, sides in (change.fields or {}).items()
+        if path != skip
+    ]
+
+
+def _commit_line(commit: Commit) -> str:
+    return f"commit {commit.commit}\nDate:   {commit.date}\nAuthor: {escape(commit.author)}"
+
+
+def render_changes_text(changes: Sequence[Change], indent: str) -> list[str]:
+    """One line per change, then one per changed field (``old → new``), all escaped."""
+    lines: list[str] = []
+    for change in changes:
+        lines.append(indent + _head(change))
+        lines.extend(f"{indent}    {p}: {old} → {new}" for p, old, new in _field_lines(change))
+    return lines
+
+
+def _md_changes(changes: Sequence[Change]) -> list[str]:
+    lines: list[str] = []
+    for change in changes:
+        lines.append(f"- {md_escape(_head(change))}")
+        lines.extend(
+            f"  - {md_escape(p)}: {md_escape(old)} → {md_escape(new)}"
+            for p, old, new in _field_lines(change)
+        )
+    return lines
+
+
+def _short_date(date: str) -> str:
+    return date[:10] if len(date) >= 10 else date
+
+
+def render_log(entries: Sequence[LogEntry], fmt: str) -> str:
+    """The log (newest first) as ``text`` (like ``git log``), ``markdown`` or ``json``."""
+    if fmt == "json":
+        return json.dumps([e.to_json() for e in entries], ensure_ascii=False, indent=2) + "\n"
+    blocks: list[str] = []
+    for entry in entries:
+        commit = entry.commit
+        if fmt == "markdown":
+            lines = [
+                f"### {md_escape(_short_date(commit.date))} · {md_escape(escape(commit.subject))}",
+                "",
+                f"{md_escape(escape(commit.author))} · commit {commit.commit[:12]} · "
+                f"{_count(len(entry.changes))}",
+                "",
+            ]
+            lines += _md_changes(entry.changes) or ["_No catalog changes._"]
+        elif fmt == "text":
+            lines = [_commit_line(commit), "", f"    {escape(commit.subject)}", ""]
+            lines += render_changes_text(entry.changes, "    ") or ["    (no catalog changes)"]
+        else:
+            raise UsageError(f"--format {fmt!r}: use text, markdown or json")
+        blocks.append("\n".join(lines))
+    if not blocks:
+        return "" if fmt == "text" else "_No catalog changes._\n"
+    return "\n\n".join(blocks) + "\n"
+
+
+def _count(n: int) -> str:
+    return f"{n} change" if n == 1 else f"{n} changes"
+
+
+def render_timeline(query: str, events: Sequence[TimelineEvent], fmt: str) -> str:
+    """One entity's timeline (oldest first) as ``text``, ``markdown`` or ``json``."""
+    if fmt == "json":
+        data = {"entity": query, "events": [e.to_json() for e in events]}
+        return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+    if fmt not in ("text", "markdown"):
+        raise UsageError(f"--format {fmt!r}: use text, markdown or json")
+    md = fmt == "markdown"
+    title = f"Timeline of {quote(query)}: {_count(len(events))}, oldest first"
+    lines = [f"## {md_escape(title)}" if md else title, ""]
+    if not events:
+        lines.append("_No changes found._" if md else "No changes found for it in the history.")
+    for event in events:
+        commit = event.commit
+        where = (
+            f"{commit.date}  {commit.commit[:12]}  {escape(commit.author)}: "
+            f"{escape(commit.subject)}"
+        )
+        if md:
+            lines.append(f"- **{md_escape(where)}**")
+            lines.extend("  " + line for line in _md_changes([event.change]))
+        else:
+            lines.append(where)
+            lines.extend(render_changes_text([event.change], "    "))
+    return "\n".join(lines) + "\n"
