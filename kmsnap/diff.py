@@ -1,7 +1,7 @@
 """Compare two snapshots and say what was added, removed, changed, renamed or re-created.
 
 Pure: takes two ``Snapshot`` objects, returns a ``ChangeSet``; matching is linear (dict
-lookups and ``==``), and DeepDiff only ever sees the two records of one entity that differ.
+lookups and ``==``), and DeepDiff only ever sees two nested values of one entity that differ.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-from deepdiff import DeepDiff
 
 from kmsnap.model import KINDS, Record, Snapshot, entity_name, kind_for_rel, name_field
 
@@ -276,8 +274,28 @@ def _with_usage(record: Record, usage: Record | None) -> Record:
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Equal and of the same types throughout: ``True == 1 == 1.0`` would hide real drift."""
-    return a is b or (a == b and _same_types(a, b))
+    """Equal and of the same types throughout: ``True == 1 == 1.0`` would hide real drift.
+
+    NaN equals NaN here: both sides would be written the same, so it is no change.
+    """
+    if a is b:
+        return True
+    if a == b:
+        return _same_types(a, b)
+    return _same_with_nan(a, b)  # the slow path, for values that really differ (mostly)
+
+
+def _same_with_nan(a: Any, b: Any) -> bool:
+    kind = type(a)
+    if kind is not type(b):
+        return False
+    if kind is dict:
+        return a.keys() == b.keys() and all(_same_with_nan(v, b[k]) for k, v in a.items())
+    if kind is list:
+        return len(a) == len(b) and all(_same_with_nan(x, y) for x, y in zip(a, b, strict=True))
+    if kind is float and a != a and b != b:
+        return True
+    return bool(a == b)
 
 
 def _same_types(a: Any, b: Any) -> bool:
@@ -401,28 +419,15 @@ def _field_changes(
     kind: str, old_rec: Record, new_rec: Record, ignored: frozenset[str]
 ) -> dict[str, dict[str, Any]]:
     """Dotted path -> {"old", "new"} for every differing field; lists count as one value."""
-    # threshold_to_diff_deeper=0: otherwise DeepDiff reports a record that differs in many
-    # keys as one root-level change. Lists are cut back to whole values below.
-    tree = DeepDiff(
-        old_rec,
-        new_rec,
-        view="tree",
-        threshold_to_diff_deeper=0,
-        ignore_nan_inequality=True,
-    )
     paths: set[tuple[Any, ...]] = set()
-    for levels in tree.values():
-        for level in levels:
-            parts = level.path(output_format="list")
-            cut: list[Any] = []
-            for part in parts:
-                if not isinstance(part, str):
-                    break  # a list index: the list is the value
-                cut.append(part)
-            if cut:
-                paths.add(tuple(cut))
-            else:  # the root itself: fall back to whole top-level values
-                paths.update((key,) for key in set(old_rec) | set(new_rec))
+    for key in old_rec.keys() | new_rec.keys():
+        before, after = old_rec.get(key, _ABSENT), new_rec.get(key, _ABSENT)
+        if before is not _ABSENT and after is not _ABSENT and _same(before, after):
+            continue
+        if type(before) is dict and type(after) is dict:
+            paths.update(_nested_paths(key, before, after))
+        else:
+            paths.add((key,))
     # A prefix swallows longer paths (a nested mapping that became a string, then a key).
     out: dict[str, dict[str, Any]] = {}
     spec = KINDS.get(kind)
@@ -444,6 +449,30 @@ def _field_changes(
             sides["new"] = after
         out[dotted] = sides
     return out
+
+
+def _nested_paths(key: str, old: Record, new: Record) -> set[tuple[Any, ...]]:
+    """The paths under ``key`` where two nested mappings differ, found by DeepDiff.
+
+    Top-level fields are compared directly; only nested mappings (an account's ``contact``)
+    reach DeepDiff, imported here because importing it costs ~0.7 s (numpy, pydantic) that a
+    diff without nested changes should not pay.
+    """
+    from deepdiff import DeepDiff
+
+    # threshold_to_diff_deeper=0: otherwise DeepDiff reports mappings that differ in many
+    # keys as one change of the whole. Lists are cut back to whole values.
+    tree = DeepDiff(old, new, view="tree", threshold_to_diff_deeper=0, ignore_nan_inequality=True)
+    paths: set[tuple[Any, ...]] = set()
+    for levels in tree.values():
+        for level in levels:
+            cut: list[Any] = [key]
+            for part in level.path(output_format="list"):
+                if not isinstance(part, str):
+                    break  # a list index: the list is the value
+                cut.append(part)
+            paths.add(tuple(cut))
+    return paths or {(key,)}
 
 
 def _walk(record: Record, path: tuple[Any, ...]) -> Any:

@@ -224,9 +224,17 @@ def test_type_drift_hidden_by_python_equality_is_a_change() -> None:
 
 
 def test_nan_against_nan_is_no_change() -> None:
-    old = snap({"event": [{"id": "e", "name": "N", "x": float("nan")}]})
-    new = snap({"event": [{"id": "e", "name": "N", "x": float("nan")}]})
-    assert diff_snapshots(old, new).changes == []
+    def rec() -> dict[str, Any]:
+        return {"id": "e", "name": "N", "x": float("nan"), "y": {"z": [float("nan")]}}
+
+    assert diff_snapshots(snap({"event": [rec()]}), snap({"event": [rec()]})).changes == []
+
+
+def test_a_list_inside_a_nested_mapping_is_one_value() -> None:
+    old = snap({"segments": [{"id": "s", "name": "N", "m": {"tags": [1, 2], "k": "a"}}]})
+    new = snap({"segments": [{"id": "s", "name": "N", "m": {"tags": [1, 3, 4], "k": "a"}}]})
+    [one] = diff_snapshots(old, new).changes
+    assert one.fields == {"m.tags": {"old": [1, 2], "new": [1, 3, 4]}}
 
 
 def test_awkward_keys_are_quoted_in_paths() -> None:
