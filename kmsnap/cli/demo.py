@@ -1,1 +1,122 @@
-"""The `kmsnap demo` command (to be built)."""
+"""The ``kmsnap demo`` command: run the library's demo scenario and show each step to a person."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from kmsnap.cli.app import app
+
+if TYPE_CHECKING:
+    from kmsnap.demo import DemoStep
+
+MARKDOWN_PREVIEW_LINES = 40  # the rest of the comment is in the file the demo writes
+
+_BOLD, _DIM, _RED, _RESET = "\x1b[1m", "\x1b[2m", "\x1b[1;31m", "\x1b[0m"
+
+
+class _Printer:
+    """Headed sections on stdout; colour only on a terminal (and never with NO_COLOR)."""
+
+    def __init__(self) -> None:
+        self.color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        self.number = 0
+
+    def paint(self, style: str, text: str) -> str:
+        return f"{style}{text}{_RESET}" if self.color else text
+
+    def write(self, text: str = "") -> None:
+        # Names in the catalog hold any Unicode; a C locale's ASCII stdout must not stop the demo.
+        stream = sys.stdout
+        text += "\n"
+        try:
+            stream.write(text)
+        except UnicodeEncodeError:
+            stream.flush()
+            stream.buffer.write(text.encode("utf-8"))
+        stream.flush()
+
+    def heading(self, title: str) -> None:
+        self.number += 1
+        self.write()
+        self.write(self.paint(_BOLD, f"== {self.number}. {title} =="))
+
+    def step(self, step: DemoStep) -> None:
+        from kmsnap.render import render_text
+
+        self.heading(step.title)
+        for line in step.lines:
+            self.write(self.paint(_DIM, line) if line.startswith("$ ") else line)
+        if step.changes is not None:
+            self.write()
+            self.write(render_text(step.changes, color=self.color).rstrip("\n"))
+        if step.markdown is not None:
+            lines = step.markdown.rstrip("\n").split("\n")
+            self.write()
+            for line in lines[:MARKDOWN_PREVIEW_LINES]:
+                self.write("  │ " + line)
+            if len(lines) > MARKDOWN_PREVIEW_LINES:
+                self.write(f"  │ … ({len(lines) - MARKDOWN_PREVIEW_LINES} more lines)")
+        for line in step.after:
+            self.write()
+            self.write(self.paint(_RED, line) if line.startswith("exit 2") else line)
+
+
+@app.command()
+def demo(
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", metavar="DIR", show_default=False,
+                     help="Create the demo repository here (new or empty) "
+                          "[default: a new temporary directory]"),
+    ] = None,
+    size: Annotated[
+        int, typer.Option("--size", metavar="N", help="Entities in the generated catalog")
+    ] = 500,
+    seed: Annotated[
+        int, typer.Option("--seed", metavar="S", help="Seed of the generated catalog")
+    ] = 0,
+) -> None:
+    """Run the whole job on the bundled emulator: no account, no network, a few seconds.
+
+    Starts the Kissmetrics API emulator, pulls its catalog into snapshots/ in a new git
+    repository and commits; changes the catalog as a week of product work would (events
+    added, renamed and re-created, a property hidden and retyped, a metric's unit changed,
+    usage counters moving); pulls and commits again; then shows the diff, the pull-request
+    comment and what kmsnap check says about drift. The repository stays for you to explore.
+
+    Example:
+
+    \b
+        kmsnap demo --dir /tmp/kmsnap-demo
+        cd /tmp/kmsnap-demo && git log --stat && kmsnap diff HEAD~1:snapshots snapshots
+    """
+    from kmsnap.demo import DemoOptions, run_demo
+
+    out = _Printer()
+    out.write(out.paint(_BOLD, "kmsnap demo: a Kissmetrics catalog under version control, "
+                               "on the bundled emulator (no account, no network)"))
+    result = run_demo(DemoOptions(directory=directory, size=size, seed=seed), out.step)
+
+    out.heading("Your turn")
+    out.write(f"The demo repository is in {result.repo} (took {result.elapsed:.1f} s):")
+    out.write(f"    cd {_shell_quote(str(result.repo))} && git log --stat")
+    out.write("    kmsnap diff HEAD~1:snapshots snapshots")
+    if result.markdown_path is not None:
+        out.write(f"    less {result.markdown_path.name}       # the pull-request comment")
+    out.write("")
+    out.write("Now with your own catalog, in your repository:")
+    out.write("    export KISSMETRICS_TOKEN=...   # Account settings > Manage API Tokens")
+    out.write("    kmsnap init                    # kmsnap.yaml and the CI workflows")
+    out.write("    kmsnap pull                    # writes snapshots/")
+    out.write("    git add snapshots kmsnap.yaml .github && git commit -m \"Catalog snapshot\"")
+
+
+def _shell_quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
