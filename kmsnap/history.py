@@ -196,7 +196,8 @@ class _ListingSource:
         return dict(self._files)
 
     def read_files(self, relpaths: Sequence[str]) -> dict[str, bytes]:
-        return {p: self._reader.read(self._files[p], name=f"{self.label}/{p}") for p in relpaths}
+        named = self._reader.read_many({f"{self.label}/{p}": self._files[p] for p in relpaths})
+        return {p: named[f"{self.label}/{p}"] for p in relpaths}
 
 
 class _Walker:
