@@ -22,9 +22,9 @@ from urllib3.exceptions import MaxRetryError
 from kmsnap import __version__
 from kmsnap.errors import ApiError, AuthError, UnsafeUrlError
 from kmsnap.pacing import (
-    SYSTEM_CLOCK,
     Clock,
     Pacer,
+    SystemClock,
     backoff_delay,
     make_retry,
     parse_retry_after,
@@ -132,9 +132,10 @@ class ApiClient:
         timeout: float = 30.0,
         concurrency: int = 8,
         max_rps: float | None = None,
-        clock: Clock = SYSTEM_CLOCK,
+        clock: Clock | None = None,
     ) -> None:
         self.origin = check_base_url(base_url)
+        clock = clock if clock is not None else SystemClock()
         self._token = token
         self._timeout = (timeout, timeout)
         self._clock = clock
@@ -182,6 +183,13 @@ class ApiClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def cancel(self) -> None:
+        """Abandon the pull: end pauses and backoffs now, start no more requests."""
+        self.pacer.cancel()
+        interrupt = getattr(self._clock, "interrupt", None)
+        if callable(interrupt):
+            interrupt()
 
     def same_origin(self, url: str) -> bool:
         return origin_of(url) == self.origin and urlsplit(url).username is None

@@ -20,7 +20,7 @@ from kmsnap.api import ApiClient, origin_of
 from kmsnap.errors import ApiError, AuthError, IncompleteError, UnsafeUrlError
 from kmsnap.links import NOT_CATALOG_RELS, as_int, content_key, iter_links, link_url, page_url
 from kmsnap.model import KINDS, PRODUCT_KINDS, Record, Snapshot, kind_for_rel
-from kmsnap.pacing import SYSTEM_CLOCK, Clock
+from kmsnap.pacing import Clock
 
 MAX_TOTAL = 50_000_000  # a total beyond this is a broken server, not a catalog
 MAX_PAGES = 1_000_000  # per collection, also for servers that only give ``next`` links
@@ -223,10 +223,11 @@ class _Crawler:
                     if col.pending == 0 and col.pages:
                         if self.finish(col):
                             submit(col, 0, col.url)
-        finally:
+        except BaseException:
+            self.client.cancel()  # requests in flight end within their timeouts
             for future in futures:
                 future.cancel()
-            wait(futures)  # requests in flight end within their timeouts and retry bounds
+            raise
 
     @staticmethod
     def _skippable(exc: ApiError) -> bool:
@@ -328,7 +329,7 @@ def pull_snapshot(
     *,
     progress: ProgressCallback | None = None,
     session: requests.Session | None = None,
-    clock: Clock = SYSTEM_CLOCK,
+    clock: Clock | None = None,
 ) -> PullResult:
     """Crawl the whole catalog the token can see into a ``Snapshot``.
 
@@ -339,8 +340,10 @@ def pull_snapshot(
                    concurrency=options.concurrency, max_rps=options.max_rps,
                    clock=clock) as client:
         crawler = _Crawler(client, options, progress)
-        with ThreadPoolExecutor(max_workers=options.concurrency,
-                                thread_name_prefix="kmsnap-pull") as pool:
+        pool = ThreadPoolExecutor(max_workers=options.concurrency,
+                                  thread_name_prefix="kmsnap-pull")
+        finished = False
+        try:
             top = crawler.root_collections()
             crawler.run(top, pool)
             have = {col.kind for col in top}
@@ -350,6 +353,11 @@ def pull_snapshot(
                 if not scoped:
                     break
                 crawler.run(scoped, pool)
+            finished = True
+        finally:
+            if not finished:  # a failure or Ctrl-C: stop the other workers' waits and retries
+                client.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
         crawler.assemble()
         _check_coverage(crawler, have)
         return PullResult(crawler.snapshot, client.requests,

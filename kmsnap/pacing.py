@@ -31,7 +31,10 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """The real clock."""
+    """The real clock; ``interrupt()`` ends every sleep on it at once (Ctrl-C, a failed pull)."""
+
+    def __init__(self) -> None:
+        self._interrupted = threading.Event()
 
     def monotonic(self) -> float:
         return time.monotonic()
@@ -41,7 +44,10 @@ class SystemClock:
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
-            time.sleep(seconds)
+            self._interrupted.wait(seconds)
+
+    def interrupt(self) -> None:
+        self._interrupted.set()
 
 
 SYSTEM_CLOCK = SystemClock()
@@ -115,6 +121,10 @@ def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> floa
     return random.uniform(0, min(cap, base * (2**attempt)))
 
 
+class Cancelled(Exception):
+    """The pull is being abandoned: workers stop at their next turn."""
+
+
 class Pacer:
     """Spaces requests across all workers: an optional rate cap, and AIMD on 429.
 
@@ -136,11 +146,18 @@ class Pacer:
         self._starts: deque[float] = deque(maxlen=64)
         self.throttles = 0
         self.paused_for = 0.0  # total pause ordered by 429s, in seconds
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Make every waiting and future ``acquire`` raise ``Cancelled``."""
+        self.cancelled = True
 
     def acquire(self) -> float:
         """Wait for this worker's turn; return the (clock) time the request may go."""
         reserved = False
         for _ in range(10_000):  # each round waits out a pause; pauses are finite and capped
+            if self.cancelled:
+                raise Cancelled()
             with self._lock:
                 now = self._clock.monotonic()
                 wait = self._resume_at - now

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -281,3 +284,20 @@ def test_progress_reports_pages_and_entities(make_emulator: MakeEmulator) -> Non
     pull(emu, progress=events.append)
     last = [e for e in events if e.kind == "event"][-1]
     assert (last.pages_done, last.pages_total, last.entities, last.expected) == (3, 3, 25, 25)
+
+
+def test_ctrl_c_ends_the_pull_at_once_even_during_a_long_pause(
+    make_emulator: MakeEmulator,
+) -> None:
+    emu = make_emulator(events_catalog(100), max_page_size=10)
+    emu.inject("/core/events", offset=20, status=429, retry_after=100, times=None)
+    main = threading.main_thread().ident
+    assert main is not None
+    timer = threading.Timer(0.3, signal.pthread_kill, (main, signal.SIGINT))  # a Ctrl-C
+    started = time.monotonic()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        # the real clock: every worker would pause 100 s if the interrupt did not end it
+        pull_snapshot(PullOptions(api=emu.base_url, token=TOKEN, concurrency=2))
+    timer.join()
+    assert time.monotonic() - started < 5
