@@ -155,7 +155,7 @@ class Session:
         text = text.replace(str(self.home.resolve()), SHOWN_HOME)
         text = text.replace(str(self.home), SHOWN_HOME)
         text = text.replace(shlex.quote(sys.executable), "python3")
-        text = re.sub(r"\b\d+\.\d s\b", "0.1 s", text)
+        text = re.sub(r"\b\d+\.\d+ s\b", "0.1 s", text)
         return text
 
     def run(self, *args: str, show: str | None = None, stderr: bool = True) -> tuple[int, str]:
@@ -334,6 +334,27 @@ def command_outputs() -> dict[str, str]:
     return blocks
 
 
+def demo_output() -> dict[str, str]:
+    """``kmsnap demo``: its first four sections and its last, as a person sees them."""
+    scrub: dict[str, str | None] = dict.fromkeys(SCRUBBED)
+    scrub.update({"NO_COLOR": "1", "COLUMNS": "100"})
+    with tempfile.TemporaryDirectory(prefix="kmsnap-docs-") as tmp, _env(scrub), _cwd(Path(tmp)):
+        home = Path(tmp) / "kmsnap-demo"
+        s = Session(home, "http://127.0.0.1:0/core")
+        _, text = s.run("demo", "--dir", str(home), show="kmsnap demo")
+    text = text.replace(SHOWN_HOME, "/tmp/kmsnap-demo")
+    text = re.sub(r"127\.0\.0\.1:\d+", f"127.0.0.1:{SHOWN_PORT}", text)
+    text = re.sub(r"\b\d+\.\d+ s\b", "0.1 s", text)
+    stand_ins = iter(("1a2b3c4", "5d6e7f8"))
+    text = re.sub(r"^commit [0-9a-f]{7,}", lambda m: f"commit {next(stand_ins)}", text,
+                  flags=re.M)
+    head, _, rest = text.partition("\n== 5.")
+    tail = "== 8." + rest.partition("\n== 8.")[2]
+    elided = ("\n[... 5. the diff, 6. the pull-request comment, 7. what kmsnap check says "
+              "(exit 2) ...]\n\n")
+    return {"demo": fence(head + elided + tail)}
+
+
 def static_outputs() -> dict[str, str]:
     """Outputs that need no catalog: the manual git driver recipe."""
     from kmsnap.gitdriver import manual_recipe
@@ -342,7 +363,7 @@ def static_outputs() -> dict[str, str]:
 
 
 GENERATORS: tuple[Callable[[], dict[str, str]], ...] = (
-    option_tables, command_outputs, static_outputs,
+    option_tables, command_outputs, demo_output, static_outputs,
 )
 
 
