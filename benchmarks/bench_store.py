@@ -56,7 +56,7 @@ def _ts(rng: random.Random) -> str:
 
 
 def _id(rng: random.Random) -> str:
-    return "%032x" % rng.getrandbits(128)
+    return f"{rng.getrandbits(128):032x}"
 
 
 def build(size: int, seed: int = 1) -> Snapshot:

@@ -1,0 +1,171 @@
+"""The canonical YAML form: what the writer writes, every YAML reader reads back, fast and exact."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kmsnap import yamlform
+from kmsnap.errors import SnapshotError
+from kmsnap.yamlsafe import safe_load
+
+HAZARDS = [
+    "yes", "no", "on", "off", "y", "n", "true", "False", "null", "Null", "~", "", "1e3", "1E3",
+    "0123", "0x1F", "0o17", "1_000", "12:30", "1:20:30", ".inf", "-.inf", ".nan", "NaN",
+    "2024-01-02", "2024-01-02T03:04:05Z", "2024-01-02 03:04:05", "  leading", "trailing  ",
+    "a\nb", "a\r\nb", "tab\t", "#hash", "- dash", "key: value", "{a: 1}", "[1]", "&a", "*a",
+    "!tag", "%YAML", "@", "`", "'single'", '"double"', "back\\slash", "\\/", "\\ud83d",
+    "emoji 😀", "nel\x85", "ls\u2028", "ps\u2029", "bom\ufeff", "\ufffe\uffff", "del\x7f",
+    "c1\x80\x9f", "nul\x00", "bell\x07", "esc\x1b", "---", "...", "? q", "| lit", "> fold",
+    "<<", "=", "\u00a0nbsp", "x" * 3000,
+]
+
+_text = st.one_of(st.text(), st.sampled_from(HAZARDS))
+_scalars = st.one_of(
+    st.none(), st.booleans(), _text,
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=False, allow_infinity=False),
+)
+_key = st.one_of(st.text(max_size=12), st.sampled_from(["id", "name", "yes", "null", "a b"]))
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_key, inner, max_size=3),
+    max_leaves=8,
+)
+_records = st.dictionaries(_key, _values, min_size=1, max_size=6)
+
+
+def _fast(text: str) -> Any:
+    value = yamlform.fast_load(text)
+    assert value is not None, f"fast path refused writer output:\n{text}"
+    return value
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_records, max_size=4))
+def test_every_collection_the_writer_writes_reads_back_fast_and_alike(records: list[Any]) -> None:
+    text = yamlform.dump_collection(records)
+    assert _fast(text) == records
+    assert yaml.safe_load(text) == records
+    assert yaml.load(text, Loader=yaml.SafeLoader) == records  # the pure-Python reader too
+
+
+@settings(max_examples=200, deadline=None)
+@given(_records)
+def test_every_mapping_the_writer_writes_reads_back_fast_and_alike(record: dict[str, Any]) -> None:
+    text = yamlform.dump_mapping(record)
+    assert _fast(text) == record
+    assert yaml.safe_load(text) == record
+
+
+def _mutations() -> st.SearchStrategy[str]:
+    base = yamlform.dump_collection(
+        [{"id": "e1", "name": "yes", "n": 1, "f": 1.5, "c": {"a": [1, "x"]}, "weird key": "v"},
+         {"id": "e2", "description": "a\nb", "is_visible": False}]
+    )
+    alphabet = st.sampled_from(list("-: \n\"'\\{}[],#&*!|>%@0123456789.eEyn") + ["  ", "\t"])
+
+    @st.composite
+    def mutate(draw: st.DrawFn) -> str:
+        text = base
+        for _ in range(draw(st.integers(1, 4))):
+            pos = draw(st.integers(0, len(text)))
+            op = draw(st.sampled_from(["insert", "delete", "replace"]))
+            piece = draw(alphabet)
+            if op == "insert":
+                text = text[:pos] + piece + text[pos:]
+            elif op == "delete":
+                text = text[:pos] + text[pos + len(piece):]
+            else:
+                text = text[:pos] + piece + text[pos + 1:]
+        return text
+
+    return st.one_of(mutate(), st.text(alphabet=list("-: \n\"'{}[],ab01.e"), max_size=40))
+
+
+@settings(max_examples=500, deadline=None)
+@given(_mutations())
+def test_the_fast_reader_defers_or_agrees_with_the_safe_loader(text: str) -> None:
+    value = yamlform.fast_load(text)
+    if value is None:
+        return
+    assert value == yaml.safe_load(text)
+
+
+def test_hazardous_strings_are_double_quoted_on_every_line() -> None:
+    records = [{"id": str(i), "name": text, "yes": text} for i, text in enumerate(HAZARDS)]
+    text = yamlform.dump_collection(records)
+    for line in text.splitlines():
+        assert re.fullmatch(r'(- |  )(id|name|"yes"): "[^\n]*"', line), line
+    assert _fast(text) == records == yaml.safe_load(text)
+
+
+def test_bytes_are_plain_utf8_with_emoji_raw_and_yaml_forbidden_characters_escaped() -> None:
+    text = yamlform.dump_mapping({"a": "😀\x85\u2028\ufeff\x7f\x00", "b": "\ud800"})
+    assert "😀" in text and "\\u0085" in text and "\\u2028" in text and "\\ufeff" in text
+    assert "\\u007f" in text and "\\u0000" in text and "\\ud800" in text
+    text.encode("utf-8")  # no lone surrogate left raw
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [(1e20, "1.0e+20"), (1.5e-7, "1.5e-07"), (-0.0, "-0.0"), (3.0, "3.0"), (0.1, "0.1"),
+     (math.inf, ".inf"), (-math.inf, "-.inf"), (math.nan, ".nan")],
+)
+def test_floats_are_written_so_yaml_11_and_12_read_floats(value: float, written: str) -> None:
+    assert yamlform.format_float(value) == written
+    loaded = yaml.safe_load(f"x: {written}")["x"]
+    assert isinstance(loaded, float)
+    assert loaded == value or (math.isnan(value) and math.isnan(loaded))
+
+
+def test_infinity_and_nan_round_trip_through_the_safe_loader() -> None:
+    records = [{"id": "a", "x": math.inf, "y": -math.inf, "z": [math.inf]}]
+    text = yamlform.dump_collection(records)
+    assert yamlform.fast_load(text) is None  # not JSON: deferred
+    assert safe_load(text.encode(), "f.yaml") == records
+
+
+def test_long_strings_in_nested_values_survive() -> None:
+    long = "x: y " * 1000
+    records = [{"id": "a", "c": {"k": [long, {"n": long}]}}]
+    text = yamlform.dump_collection(records)
+    assert _fast(text) == records == yaml.safe_load(text)
+
+
+def test_a_field_name_too_long_for_yaml_is_refused_at_write_time() -> None:
+    with pytest.raises(ValueError, match="longer than"):
+        yamlform.dump_collection([{"id": "a", "K" * 2000: 1}])
+
+
+def test_non_canonical_forms_are_deferred() -> None:
+    for text in [
+        "- id: 1e3\n", "- id: \"a\"\n  x: 1E+3\n", "- id: \"a\"\n  x: 1.50\n",
+        "- id: \"a\"\n  yes: 1\n", "- id: \"a\"\n  x: \"a\" # c\n", "- id: \"a\"\n\n",
+        "- id: \"a\"\n  c: {\"b\": 1, \"a\": 2}\n", "- id: \"\\ud83d\\ude00\"\n", "id: 'a'\n",
+        "- id: \"a\"", "- id: \"a\"\n  x: [1,\n  2]\n", "- id: \"a\"\n  x: NaN\n",
+    ]:
+        assert yamlform.fast_load(text) is None, text
+
+
+def test_safe_loader_refuses_what_kmsnap_never_writes() -> None:
+    cases = {
+        "a: &a [1]\nb: *a\n": ("anchors", 1),
+        "- x\n- !!python/object/apply:os.system ['true']\n": ("tags", 2),
+        "a: 1\nb: [\n  2\nc: {\n": (None, 4),
+        "<<: {a: 1}\n": ("merge", 1),
+        "a: 2024-01-02\n": ("dates", 1),
+    }
+    for text, (word, line) in cases.items():
+        with pytest.raises(SnapshotError) as info:
+            safe_load(text.encode(), "x/events.yaml")
+        assert info.value.path == "x/events.yaml"
+        assert info.value.line == line, (text, str(info.value))
+        if word:
+            assert word in str(info.value)
