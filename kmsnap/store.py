@@ -1,14 +1,12 @@
-"""Snapshot <-> directory: the file layout, slugs, atomic replace and safe, fast loading.
+"""Snapshot <-> directory: atomic save, safe and fast loading, the ``SnapshotSource`` protocol.
 
-The YAML form itself lives in ``kmsnap.yamlform`` (writer and fast reader) and
-``kmsnap.yamlsafe`` (the strict fallback loader).
+Where files go is ``kmsnap.storelayout``; the YAML form is ``kmsnap.yamlform`` (writer and
+fast reader) with ``kmsnap.yamlsafe`` (the strict fallback loader).
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 import shutil
 import signal
 import threading
@@ -20,7 +18,16 @@ from typing import Any, Protocol
 
 from kmsnap import yamlform, yamlsafe
 from kmsnap.errors import SnapshotError
-from kmsnap.model import KINDS, PRODUCT_KINDS, Record, Snapshot, entity_name, kind_for_rel
+from kmsnap.model import Record, Snapshot
+from kmsnap.storelayout import (
+    FORMAT_VERSION,
+    META_FILE,
+    STATS_SUFFIX,
+    Role,
+    classify,
+    render_snapshot,
+    slugify,
+)
 
 __all__ = [
     "DirectorySource",
@@ -32,18 +39,9 @@ __all__ = [
     "slugify",
 ]
 
-FORMAT_VERSION = 1
-META_FILE = "kmsnap.yaml"
-UNASSIGNED = "_unassigned"
-OTHER = "_other"
-STATS_SUFFIX = ".stats.yaml"
 # Bounds for untrusted snapshots (pull requests): per file and for the whole snapshot.
 MAX_FILE_BYTES = 64 * 1024 * 1024
 MAX_TOTAL_BYTES = 1024 * 1024 * 1024
-SLUG_NAME_CHARS = 60
-
-_NOT_SLUG = re.compile(r"[^a-z0-9]+")
-_SAFE_STEM = re.compile(r"[a-z0-9][a-z0-9_-]{0,59}\Z")
 
 
 class SnapshotSource(Protocol):
@@ -101,160 +99,6 @@ class DirectorySource:
 def _check_size(rel: str, data: bytes) -> None:
     if len(data) > MAX_FILE_BYTES:
         raise SnapshotError(f"file larger than {MAX_FILE_BYTES} bytes", path=rel)
-
-
-# --- slugs ----------------------------------------------------------------------------
-
-
-def slugify(name: str | None, entity_id: str) -> str:
-    """A directory name: ``Signed Up!``, ``ab12CD34ef`` -> ``signed-up-ab12cd34``."""
-    base = _NOT_SLUG.sub("-", (name or "").lower()).strip("-")[:SLUG_NAME_CHARS].strip("-")
-    id_part = _NOT_SLUG.sub("-", str(entity_id).lower())[:8].strip("-")
-    if not id_part:  # an id with nothing usable in front: a stable hash instead
-        id_part = hashlib.sha256(str(entity_id).encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    return f"{base}-{id_part}" if base else id_part
-
-
-def _unique_slugs(names: Mapping[str, str | None]) -> dict[str, str]:
-    """Slug per id, unique within one directory; colliding ones get a hash of the full id."""
-    base = {entity_id: slugify(name, entity_id) for entity_id, name in names.items()}
-    seen: dict[str, int] = {}
-    for slug in base.values():
-        seen[slug] = seen.get(slug, 0) + 1
-    used = {slug for slug, count in seen.items() if count == 1}
-    out = {entity_id: slug for entity_id, slug in base.items() if seen[slug] == 1}
-    for entity_id in sorted(entity_id for entity_id in base if entity_id not in out):
-        digest = hashlib.sha256(entity_id.encode("utf-8", "surrogatepass")).hexdigest()
-        size = 8
-        slug = f"{base[entity_id]}-{digest[:size]}"
-        while slug in used:
-            size += 8
-            slug = f"{base[entity_id]}-{digest[:size]}" if size <= 64 else f"{slug}-x"
-        used.add(slug)
-        out[entity_id] = slug
-    return out
-
-
-# --- rendering ------------------------------------------------------------------------
-
-
-def _ordered(kind: str, record: Mapping[str, Any]) -> Record:
-    spec = KINDS.get(kind)
-    known = spec.fields if spec else ("id",)
-    out: Record = {key: record[key] for key in known if key in record}
-    if len(out) != len(record):
-        for key in sorted(key for key in record if key not in out and key != "links"):
-            out[key] = record[key]
-    return out
-
-
-def _sort_key(kind: str) -> Any:
-    def key(item: tuple[str, Record]) -> tuple[str, str]:
-        return (entity_name(kind, item[1]) or "", item[0])
-
-    return key
-
-
-class _Renderer:
-    def __init__(self, snapshot: Snapshot, with_stats: bool) -> None:
-        self.snapshot = snapshot
-        self.with_stats = with_stats
-        self.files: dict[str, bytes] = {}
-
-    def mapping(self, rel: str, kind: str, entity_id: str, record: Record) -> None:
-        self.files[rel] = yamlform.dump_mapping(_ordered(kind, record)).encode()
-        usage = self.snapshot.stats.get(kind, {}).get(entity_id) if self.with_stats else None
-        if usage:
-            stats = _ordered(kind, {**usage, "id": record.get("id", entity_id)})
-            self.files[rel[: -len(".yaml")] + STATS_SUFFIX] = yamlform.dump_mapping(stats).encode()
-
-    def collection(self, rel: str, kind: str, items: list[tuple[str, Record]]) -> None:
-        items.sort(key=_sort_key(kind))
-        records = [_ordered(kind, record) for _, record in items]
-        self.files[rel] = yamlform.dump_collection(records).encode()
-        if not self.with_stats:
-            return
-        by_id = self.snapshot.stats.get(kind, {})
-        stats = [
-            _ordered(kind, {**by_id[entity_id], "id": record.get("id", entity_id)})
-            for entity_id, record in items
-            if by_id.get(entity_id)
-        ]
-        if stats:
-            stem = rel[: -len(".yaml")]
-            self.files[stem + STATS_SUFFIX] = yamlform.dump_collection(stats).encode()
-
-
-def render_snapshot(snapshot: Snapshot, *, with_stats: bool = False) -> dict[str, bytes]:
-    """Every file of the snapshot directory: posix relpath -> bytes."""
-    out = _Renderer(snapshot, with_stats)
-    accounts = snapshot.of("account")
-    account_dirs = _unique_slugs({i: entity_name("account", r) for i, r in accounts.items()})
-    for account_id, record in accounts.items():
-        out.mapping(f"{account_dirs[account_id]}/account.yaml", "account", account_id, record)
-
-    by_account: dict[str, dict[str, Record]] = {}
-    loose_products: list[tuple[str, Record]] = []
-    for product_id, record in snapshot.of("product").items():
-        parent = _parent_key(record.get("account_id"))
-        if parent in accounts:
-            by_account.setdefault(parent, {})[product_id] = record
-        else:
-            loose_products.append((product_id, record))
-    product_dirs: dict[str, str] = {}
-    for account_id, products in by_account.items():
-        slugs = _unique_slugs({i: entity_name("product", r) for i, r in products.items()})
-        for product_id, record in products.items():
-            product_dir = f"{account_dirs[account_id]}/{slugs[product_id]}"
-            product_dirs[product_id] = product_dir
-            out.mapping(f"{product_dir}/product.yaml", "product", product_id, record)
-    if loose_products:
-        out.collection(f"{UNASSIGNED}/products.yaml", "product", loose_products)
-
-    for kind in PRODUCT_KINDS:
-        rel = KINDS[kind].rel
-        buckets: dict[str, list[tuple[str, Record]]] = {pid: [] for pid in product_dirs}
-        loose: list[tuple[str, Record]] = []
-        for entity_id, record in snapshot.of(kind).items():
-            bucket = buckets.get(_parent_key(record.get("product_id")))  # type: ignore[arg-type]
-            (loose if bucket is None else bucket).append((entity_id, record))
-        for product_id, items in buckets.items():
-            out.collection(f"{product_dirs[product_id]}/{rel}.yaml", kind, items)
-        if loose:
-            out.collection(f"{UNASSIGNED}/{rel}.yaml", kind, loose)
-
-    other_kinds = sorted(kind for kind in snapshot.entities if kind not in KINDS)
-    stems = _other_stems(other_kinds)
-    for kind in other_kinds:
-        if snapshot.entities[kind]:
-            items = list(snapshot.entities[kind].items())
-            out.collection(f"{OTHER}/{stems[kind]}.yaml", kind, items)
-
-    meta: Record = {"format": FORMAT_VERSION, "api": snapshot.api, "counts": snapshot.counts()}
-    renamed = {stem: kind for kind, stem in stems.items() if stem != kind}
-    if renamed:  # kinds whose names are not safe file names: the file says which kind it holds
-        meta["other_kinds"] = renamed
-    out.files[META_FILE] = yamlform.dump_mapping(meta).encode()
-    return out.files
-
-
-def _parent_key(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _other_stems(kinds: list[str]) -> dict[str, str]:
-    safe = {k: k for k in kinds if _SAFE_STEM.match(k) and not k.endswith("-stats")}
-    unsafe = [k for k in kinds if k not in safe]
-    stems = dict(safe)
-    for kind in unsafe:
-        digest = hashlib.sha256(kind.encode("utf-8", "surrogatepass")).hexdigest()
-        stems[kind] = slugify(kind, digest)
-    taken = set(safe.values())
-    for kind in unsafe:
-        while stems[kind] in taken:
-            stems[kind] += "-x"
-        taken.add(stems[kind])
-    return stems
 
 
 # --- atomic save ----------------------------------------------------------------------
@@ -351,42 +195,6 @@ def _roll_back(tmp: Path, out_dir: Path, old: Path, existed: bool) -> None:
 # --- loading --------------------------------------------------------------------------
 
 
-class _Role:
-    """What one snapshot file holds."""
-
-    __slots__ = ("kind", "mapping", "stats")
-
-    def __init__(self, kind: str, mapping: bool, stats: bool) -> None:
-        self.kind = kind
-        self.mapping = mapping  # one entity (account.yaml, product.yaml) rather than a list
-        self.stats = stats
-
-    @property
-    def always(self) -> bool:
-        # Accounts and products are always loaded whole: the diff groups by their names.
-        return self.kind in ("account", "product")
-
-
-def _classify(rel: str, other_kinds: Mapping[str, str]) -> _Role | None:
-    parts = rel.split("/")
-    if not rel.endswith(".yaml") or rel == META_FILE or any(p.startswith(".") for p in parts):
-        return None
-    name = parts[-1]
-    stats = name.endswith(STATS_SUFFIX)
-    stem = name[: -len(STATS_SUFFIX)] if stats else name[: -len(".yaml")]
-    if len(parts) == 2 and parts[0] == UNASSIGNED:
-        return _Role(kind_for_rel(stem), False, stats)
-    if len(parts) == 2 and parts[0] == OTHER:
-        return _Role(other_kinds.get(stem, stem), False, stats)
-    if len(parts) == 2 and stem == "account":
-        return _Role("account", True, stats)
-    if len(parts) == 3 and stem == "product":
-        return _Role("product", True, stats)
-    if len(parts) == 3 and stem not in ("account", "accounts", "products"):
-        return _Role(kind_for_rel(stem), False, stats)
-    raise SnapshotError("unexpected file in a snapshot", path=rel)
-
-
 def _parse(rel: str, data: bytes) -> Any:
     _check_size(rel, data)
     try:
@@ -400,7 +208,7 @@ def _parse(rel: str, data: bytes) -> Any:
     return yamlsafe.safe_load(data, rel)
 
 
-def _records(rel: str, data: bytes, role: _Role, value: Any = None) -> list[Record]:
+def _records(rel: str, data: bytes, role: Role, value: Any = None) -> list[Record]:
     """The file's records, checked: a mapping or a list of mappings, each with an id."""
     if value is None:
         value = _parse(rel, data)
@@ -432,7 +240,7 @@ class _Assembler:
         self.snapshot = snapshot
         self.seen: dict[tuple[str, bool, str], str] = {}
 
-    def add(self, rel: str, data: bytes, role: _Role, records: list[Record]) -> None:
+    def add(self, rel: str, data: bytes, role: Role, records: list[Record]) -> None:
         if not records:
             return
         target = self.snapshot.stats if role.stats else self.snapshot.entities
@@ -481,10 +289,10 @@ def _read_meta(
 
 def _roles(
     listing: Mapping[str, str | None], other: Mapping[str, str], with_stats: bool
-) -> dict[str, _Role]:
+) -> dict[str, Role]:
     roles = {}
     for rel in sorted(listing):
-        role = _classify(rel, other)
+        role = classify(rel, other)
         if role is not None and (with_stats or not role.stats):
             roles[rel] = role
     return roles

@@ -182,6 +182,10 @@ _FIND_SEQ = re.compile(rf"\n(- |  )({_KEY}): ")
 _FIND_MAP = re.compile(rf"\n()({_KEY}): ")
 _FLOW_LINE = re.compile(rf"^(?:- |  )?{_KEY}: ([\[{{][^\n]*)$", re.M)
 _LINE_PATTERNS: dict[tuple[str, str], re.Pattern[str]] = {}
+# Each distinct key costs one pass over the text: a file with more (never one kmsnap wrote
+# from the API's documented fields plus a few unknown ones) goes to the safe loader, so a
+# hostile file cannot make the fast path quadratic.
+MAX_FAST_KEYS = 64
 
 
 def _line_pattern(prefix: str, key: str) -> re.Pattern[str]:
@@ -211,6 +215,8 @@ def _to_json(text: str, sequence: bool) -> str | None:
     finder = _FIND_SEQ if sequence else _FIND_MAP
     end = work.find("\n- ", 1) if sequence else -1
     todo = set(finder.findall(work if end < 0 else work[:end]))
+    if len(todo) > MAX_FAST_KEYS:
+        return None
     tried: set[tuple[str, str]] = set()
     total = 0
     while todo:
@@ -224,6 +230,8 @@ def _to_json(text: str, sequence: bool) -> str | None:
             break
         tried |= todo
         todo = set(finder.findall(work)) - tried
+        if len(tried) + len(todo) > MAX_FAST_KEYS:
+            return None
     if total != lines:
         return None
     return "[" + work[4:] + "}]" if sequence else "{" + work[3:] + "}"

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kmsnap import store
+from kmsnap import store, storelayout
 from kmsnap.errors import SnapshotError
 from kmsnap.model import Snapshot
 from kmsnap.store import (
@@ -122,7 +122,7 @@ def test_slugs_never_escape_and_are_never_empty(name: str | None, entity_id: str
     assert slug and slug not in (".", "..")
     assert all(c in "abcdefghijklmnopqrstuvwxyz0123456789-" for c in slug)
     assert not slug.startswith("-") and not slug.endswith("-")
-    assert len(slug) <= store.SLUG_NAME_CHARS + 9
+    assert len(slug) <= storelayout.SLUG_NAME_CHARS + 9
 
 
 def test_slug_examples_and_collisions() -> None:
