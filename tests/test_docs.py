@@ -114,6 +114,26 @@ def test_generated_blocks_match_the_code(generated: dict[str, str]) -> None:
     )
 
 
+def test_config_examples_are_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kmsnap.config import load_config, resolve_settings
+
+    text = _readme()
+    examples = {
+        "kmsnap.yaml": re.search(r"```yaml\n# kmsnap.yaml\n(.*?)```", text, re.S),
+        "pyproject.toml": re.search(r"```toml\n# pyproject.toml\n(.*?)```", text, re.S),
+    }
+    for name, found in examples.items():
+        assert found, f"README.md has no {name} example"
+        directory = tmp_path / name.replace(".", "-")
+        directory.mkdir()
+        (directory / name).write_text(found.group(1), encoding="utf-8")
+        for env in ("KMSNAP_SNAPSHOT_DIR", "KMSNAP_FAIL_ON"):
+            monkeypatch.delenv(env, raising=False)
+        config = load_config(cwd=directory)
+        assert config.path is not None and config.path.name == name
+        resolve_settings(config)
+
+
 def test_links_to_docs_exist() -> None:
     for target in re.findall(r"\]\(((?:docs|benchmarks|snapshots)/[^)#]*)\)", _readme()):
         assert (ROOT / target).exists(), f"README.md links to a missing {target}"
