@@ -133,8 +133,16 @@ def save_snapshot(snapshot: Snapshot, out_dir: Path, *, with_stats: bool = False
     except OSError as error:
         raise SnapshotError(f"cannot write: {error.strerror}", path=str(out_dir)) from None
     finally:
+        _clean_up(tmp, out_dir, old)
+
+
+def _clean_up(tmp: Path, out_dir: Path, old: Path) -> None:
+    with _sigint_deferred() as caught:
         shutil.rmtree(tmp, ignore_errors=True)
-    shutil.rmtree(old, ignore_errors=True)
+        if out_dir.is_dir():  # never the only copy: a failed roll-back leaves ``old`` alone
+            shutil.rmtree(old, ignore_errors=True)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _check_target(out_dir: Path) -> None:
@@ -166,7 +174,8 @@ def _sigint_deferred() -> Iterator[list[bool]]:
     try:
         yield caught
     finally:
-        signal.signal(signal.SIGINT, previous)
+        # None: the previous handler was not installed from Python; the default is closest.
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
 
 
 def _swap(tmp: Path, out_dir: Path, old: Path) -> None:
@@ -299,6 +308,12 @@ def _roles(
 
 
 def _read(source: SnapshotSource, rels: Sequence[str]) -> dict[str, bytes]:
+    sizes = getattr(source, "sizes", None)  # GitSource knows sizes without reading
+    if callable(sizes):
+        known = sizes()
+        for rel in rels:
+            if known.get(rel, 0) > MAX_FILE_BYTES:
+                raise SnapshotError(f"file larger than {MAX_FILE_BYTES} bytes", path=rel)
     files = source.read_files(rels)
     total = 0
     for rel, data in files.items():

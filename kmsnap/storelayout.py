@@ -74,8 +74,14 @@ def _ordered(kind: str, record: Mapping[str, Any]) -> Record:
 
 
 def _sort_key(kind: str) -> Any:
+    """Name (title for metrics), then id; a missing or non-string name sorts as empty."""
+    if kind not in KINDS:
+        return lambda item: (entity_name(kind, item[1]) or "", item[0])
+    field = KINDS[kind].name_field
+
     def key(item: tuple[str, Record]) -> tuple[str, str]:
-        return (entity_name(kind, item[1]) or "", item[0])
+        name = item[1].get(field)
+        return (name if type(name) is str else "", item[0])
 
     return key
 
@@ -140,9 +146,11 @@ def render_snapshot(snapshot: Snapshot, *, with_stats: bool = False) -> dict[str
         rel = KINDS[kind].rel
         buckets: dict[str, list[tuple[str, Record]]] = {pid: [] for pid in product_dirs}
         loose: list[tuple[str, Record]] = []
-        for entity_id, record in snapshot.of(kind).items():
-            bucket = buckets.get(_parent_key(record.get("product_id")))  # type: ignore[arg-type]
-            (loose if bucket is None else bucket).append((entity_id, record))
+        for item in snapshot.of(kind).items():
+            parent = item[1].get("product_id")
+            key = parent if type(parent) is str else _parent_key(parent)
+            bucket = buckets.get(key) if key is not None else None
+            (loose if bucket is None else bucket).append(item)
         for product_id, items in buckets.items():
             out.collection(f"{product_dirs[product_id]}/{rel}.yaml", kind, items)
         if loose:
