@@ -377,6 +377,10 @@ def _differing(old: bytes, new: bytes) -> tuple[Any, Any] | None:
     return old_value, new_value
 
 
+def _stats_of(rel: str) -> str:
+    return rel[: -len(".yaml")] + STATS_SUFFIX
+
+
 def load_pair(
     old: SnapshotSource, new: SnapshotSource, *, with_stats: bool = False
 ) -> tuple[Snapshot, Snapshot]:
@@ -399,8 +403,19 @@ def load_pair(
         )
 
     shared = [rel for rel in old_roles if same_role(rel) and not old_roles[rel].always]
-    skip = {rel for rel in shared if old_listing[rel] is not None
-            and old_listing[rel] == new_listing[rel]}
+
+    def same_id(rel: str) -> bool:
+        if rel not in old_listing and rel not in new_listing:
+            return True
+        return old_listing.get(rel) is not None and old_listing.get(rel) == new_listing.get(rel)
+
+    # With stats, a catalog file may be left out only if its usage fields did not move either:
+    # the diff needs the entity beside changed usage fields.
+    skip = {
+        rel for rel in shared
+        if same_id(rel)
+        and (not with_stats or rel.endswith(STATS_SUFFIX) or same_id(_stats_of(rel)))
+    }
     old_files = _read(old, [rel for rel in old_roles if rel not in skip])
     new_files = _read(new, [rel for rel in new_roles if rel not in skip])
     stats_differ = {
@@ -411,8 +426,7 @@ def load_pair(
     for rel in shared:
         if rel in skip:
             continue
-        sibling = rel[: -len(".yaml")] + STATS_SUFFIX
-        if not rel.endswith(STATS_SUFFIX) and sibling in stats_differ:
+        if not rel.endswith(STATS_SUFFIX) and _stats_of(rel) in stats_differ:
             continue  # the diff needs the entity beside its changed usage fields
         a, b = old_files[rel], new_files[rel]
         if a == b:

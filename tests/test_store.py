@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
 import random
 from pathlib import Path
@@ -321,12 +322,22 @@ def _big(seed: int, size: int = 400) -> Snapshot:
     return snap
 
 
-@settings(max_examples=25, deadline=None)
+class Hashing(DirectorySource):
+    """A directory that gives content ids, as a git tree does."""
+
+    def list_files(self) -> dict[str, str | None]:
+        return {
+            rel: hashlib.sha1((self.path / rel).read_bytes()).hexdigest()
+            for rel in super().list_files()
+        }
+
+
+@settings(max_examples=30, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["rename", "drop", "add", "move", "stats"]),
                           st.integers(0, 399)), max_size=8),
-       st.booleans())
+       st.booleans(), st.booleans())
 def test_load_pair_leaves_out_only_what_is_identical_on_both_sides(
-    edits: list[tuple[str, int]], with_stats: bool
+    edits: list[tuple[str, int]], with_stats: bool, hashed: bool
 ) -> None:
     import tempfile
 
@@ -352,8 +363,8 @@ def test_load_pair_leaves_out_only_what_is_identical_on_both_sides(
         save_snapshot(new, b, with_stats=True)
         full_old = load_snapshot(a, with_stats=with_stats)
         full_new = load_snapshot(b, with_stats=with_stats)
-        pair_old, pair_new = load_pair(DirectorySource(a), DirectorySource(b),
-                                       with_stats=with_stats)
+        source = Hashing if hashed else DirectorySource
+        pair_old, pair_new = load_pair(source(a), source(b), with_stats=with_stats)
     assert pair_old.of("account") == full_old.of("account")
     assert pair_new.of("product") == full_new.of("product")
     for kind in ("event",):
@@ -394,3 +405,17 @@ def test_load_pair_skips_files_with_equal_content_ids(tmp_path: Path) -> None:
     assert not any(rel.endswith("events.yaml") for rel in Counting.read)
     assert old.of("product") == new.of("product") and len(old.of("product")) == 3
     assert old.of("event") == {} == new.of("event")
+
+
+def test_load_pair_keeps_entities_whose_usage_fields_moved(tmp_path: Path) -> None:
+    old = _big(1)
+    new = copy.deepcopy(old)
+    new.stats["event"]["e0007"] = {"total": 12345}
+    save_snapshot(old, tmp_path / "a", with_stats=True)
+    save_snapshot(new, tmp_path / "b", with_stats=True)
+    pair_old, pair_new = load_pair(Hashing(tmp_path / "a"), Hashing(tmp_path / "b"),
+                                   with_stats=True)
+    assert "e0007" in pair_old.of("event") and "e0007" in pair_new.of("event")
+    assert pair_new.stats["event"]["e0007"] == {"total": 12345}
+    plain_old, plain_new = load_pair(Hashing(tmp_path / "a"), Hashing(tmp_path / "b"))
+    assert plain_old.of("event") == {} == plain_new.of("event")
