@@ -11,6 +11,7 @@ import argparse
 import copy
 import gc
 import random
+import resource
 import shutil
 import sys
 import tempfile
@@ -194,6 +195,8 @@ def main() -> None:
         print(f"  peak traced memory: save {peak_mb(lambda: save_snapshot(snap, old_dir)):.0f} MB,"
               f" load {peak_mb(lambda: load_snapshot(old_dir)):.0f} MB,"
               f" load_pair {peak_mb(lambda: load_pair(DirectorySource(old_dir), DirectorySource(new_dir))):.0f} MB")  # noqa: E501
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"  peak RSS of this whole benchmark process so far: {rss:.0f} MB")
         if not args.skip_pyyaml:
             pyyaml_baseline(old_dir)
     finally:

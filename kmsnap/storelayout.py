@@ -1,7 +1,12 @@
 """Where each entity goes in a snapshot directory and what each file holds: slugs, layout.
 
 Pure: ``render_snapshot`` turns a ``Snapshot`` into file bytes; ``classify`` says what a file
-of an existing snapshot holds. The YAML form itself is ``kmsnap.yamlform``.
+of an existing snapshot holds. The YAML form itself is ``kmsnap.yamlform``. Decisions:
+every product directory holds all four collection files, ``[]`` when empty, so "no events"
+is explicit; ``_unassigned/`` and ``_other/`` files exist only when they hold something;
+``<rel>.stats.yaml`` (with stats) only beside a file where some entity has usage fields;
+an unknown kind whose name is not a safe file name gets a slug and is named in
+``kmsnap.yaml`` under ``other_kinds``.
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ SLUG_NAME_CHARS = 60
 
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 _SAFE_STEM = re.compile(r"[a-z0-9][a-z0-9_-]{0,59}\Z")
+# Snapshots get checked out on Windows too, where these names are devices.
+_WINDOWS_RESERVED = frozenset(
+    ["con", "prn", "aux", "nul"] + [f"{p}{i}" for p in ("com", "lpt") for i in range(10)]
+)
 
 
 # --- slugs ----------------------------------------------------------------------------
@@ -176,7 +185,7 @@ def _parent_key(value: Any) -> str | None:
 
 
 def _other_stems(kinds: list[str]) -> dict[str, str]:
-    safe = {k: k for k in kinds if _SAFE_STEM.match(k) and not k.endswith("-stats")}
+    safe = {k: k for k in kinds if _SAFE_STEM.match(k) and k not in _WINDOWS_RESERVED}
     unsafe = [k for k in kinds if k not in safe]
     stems = dict(safe)
     for kind in unsafe:
