@@ -93,7 +93,14 @@ def test_golden_tree(tmp_path: Path) -> None:
     assert os.listdir(tmp_path) == ["snap"]
 
 
-def test_round_trip_with_and_without_stats(tmp_path: Path) -> None:
+def _no_fallback(*args: object) -> None:
+    raise AssertionError("the safe loader was used for a file kmsnap wrote")
+
+
+def test_round_trip_with_and_without_stats(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store.yamlsafe, "safe_load", _no_fallback)
     snap = _sample()
     save_snapshot(snap, tmp_path / "s", with_stats=True)
     loaded = load_snapshot(tmp_path / "s", with_stats=True)
@@ -419,3 +426,13 @@ def test_load_pair_keeps_entities_whose_usage_fields_moved(tmp_path: Path) -> No
     assert pair_new.stats["event"]["e0007"] == {"total": 12345}
     plain_old, plain_new = load_pair(Hashing(tmp_path / "a"), Hashing(tmp_path / "b"))
     assert plain_old.of("event") == {} == plain_new.of("event")
+
+
+def test_a_crlf_checkout_reads_the_same_and_fast(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    save_snapshot(_sample(), tmp_path / "s", with_stats=True)
+    for path in (tmp_path / "s").rglob("*.yaml"):
+        path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    monkeypatch.setattr(store.yamlsafe, "safe_load", _no_fallback)
+    assert load_snapshot(tmp_path / "s", with_stats=True) == _sample()

@@ -169,3 +169,22 @@ def test_safe_loader_refuses_what_kmsnap_never_writes() -> None:
         assert info.value.line == line, (text, str(info.value))
         if word:
             assert word in str(info.value)
+
+
+_yaml_data = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=8)),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                  max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_yaml_data, st.booleans())
+def test_any_yaml_document_is_deferred_or_read_as_the_safe_loader_reads_it(
+    data: Any, flow: bool
+) -> None:
+    text = yaml.safe_dump(data, allow_unicode=True, default_flow_style=flow)
+    value = yamlform.fast_load(text)
+    if value is not None:
+        assert value == yaml.safe_load(text)
