@@ -30,8 +30,9 @@ Record = dict[str, Any]
 # Plain keys that a YAML 1.1 reader would turn into booleans or null: always quoted.
 _SPECIAL_WORDS = ("y", "n", "yes", "no", "on", "off", "true", "false", "null")
 _WORDS = "|".join(_SPECIAL_WORDS)
-_PLAIN_KEY = re.compile(rf"(?!(?:{_WORDS})\Z)[a-z_][a-z0-9_]*\Z")
-# PyYAML drops a simple key longer than 1024 characters; stay well under that.
+_PLAIN_KEY = re.compile(rf"(?!(?:{_WORDS})\Z)[a-z_][a-z0-9_]{{0,199}}\Z")
+# PyYAML cannot read a simple key longer than 1024 characters: a longer field name is
+# refused when writing and left to the safe loader (which reports it) when reading.
 MAX_KEY_CHARS = 1000
 
 # Characters json.dumps(ensure_ascii=False) leaves raw but YAML forbids or folds.
@@ -172,7 +173,7 @@ def dump_mapping(record: Mapping[str, Any]) -> str:
 # safe loader: JSON pairs them into one character, PyYAML keeps two.
 _RAW = r'[^"\\\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]*'
 _STR = _RAW + r'(?:\\(?:["\\bfnrt]|u(?![dD][89a-fA-F])[0-9a-fA-F]{4})' + _RAW + ")*"
-_PLAIN = rf"(?!(?:{_WORDS}):)[a-z_][a-z0-9_]*"
+_PLAIN = rf"(?!(?:{_WORDS}):)[a-z_][a-z0-9_]{{0,199}}"
 _KEY = rf'(?:{_PLAIN}|"{_STR}")'
 _VALUE = (
     '(?:"' + _STR + '"|null|true|false'
@@ -215,7 +216,7 @@ def _to_json(text: str, sequence: bool) -> str | None:
     finder = _FIND_SEQ if sequence else _FIND_MAP
     end = work.find("\n- ", 1) if sequence else -1
     todo = set(finder.findall(work if end < 0 else work[:end]))
-    if len(todo) > MAX_FAST_KEYS:
+    if len(todo) > MAX_FAST_KEYS or any(len(key) > MAX_KEY_CHARS for _, key in todo):
         return None
     tried: set[tuple[str, str]] = set()
     total = 0
@@ -230,7 +231,9 @@ def _to_json(text: str, sequence: bool) -> str | None:
             break
         tried |= todo
         todo = set(finder.findall(work)) - tried
-        if len(tried) + len(todo) > MAX_FAST_KEYS:
+        if len(tried) + len(todo) > MAX_FAST_KEYS or any(
+            len(key) > MAX_KEY_CHARS for _, key in todo
+        ):
             return None
     if total != lines:
         return None

@@ -139,9 +139,17 @@ def test_long_strings_in_nested_values_survive() -> None:
     assert _fast(text) == records == yaml.safe_load(text)
 
 
-def test_a_field_name_too_long_for_yaml_is_refused_at_write_time() -> None:
+def test_field_names_too_long_for_yaml_are_quoted_refused_or_deferred() -> None:
     with pytest.raises(ValueError, match="longer than"):
         yamlform.dump_collection([{"id": "a", "K" * 2000: 1}])
+    records = [{"id": "a", "k" * 500: 1}]
+    text = yamlform.dump_collection(records)
+    assert _fast(text) == records == yaml.safe_load(text)
+    for key in ("k" * 1100, '"' + "K" * 1100 + '"'):
+        text = f'- id: "a"\n  {key}: 1\n'
+        assert yamlform.fast_load(text) is None
+        with pytest.raises(SnapshotError):
+            safe_load(text.encode(), "f.yaml")
 
 
 def test_non_canonical_forms_are_deferred() -> None:
