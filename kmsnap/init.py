@@ -76,14 +76,25 @@ def init_project(
     direct: bool = False,
     fail_on: str = DEFAULTS["fail_on"],
     snapshot_dir: str = DEFAULTS["snapshot_dir"],
+    keep_existing: bool = False,
 ) -> list[Path]:
     """Write ``kmsnap.yaml`` and the workflows into ``directory``; return the paths written.
 
-    Refuses, before writing anything, when one of the files exists, unless ``force``.
+    A file that already holds exactly the text to write is left alone. Another existing
+    file makes it refuse, before writing anything, unless ``force`` (overwrite it) or
+    ``keep_existing`` (leave it as it is: a second clone setting up only the git driver).
     """
     if not directory.is_dir():
         raise UsageError(f"{directory} is not a directory")
-    files = render_files(direct=direct, fail_on=fail_on, snapshot_dir=snapshot_dir)
+    files = {
+        rel: text
+        for rel, text in render_files(
+            direct=direct, fail_on=fail_on, snapshot_dir=snapshot_dir
+        ).items()
+        if not _holds(directory / rel, text)
+    }
+    if keep_existing and not force:
+        files = {rel: text for rel, text in files.items() if not (directory / rel).exists()}
     if not force:
         existing = [str(rel) for rel in files if (directory / rel).exists()]
         if existing:
@@ -99,6 +110,13 @@ def init_project(
         _write_atomic(target, text)
         written.append(target)
     return written
+
+
+def _holds(path: Path, text: str) -> bool:
+    try:
+        return path.read_text(encoding="utf-8") == text
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _write_atomic(target: Path, text: str) -> None:

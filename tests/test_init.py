@@ -83,6 +83,37 @@ def test_force_overwrites(tmp_path: Path) -> None:
     assert not list(tmp_path.rglob("*.tmp"))
 
 
+def test_rerun_with_identical_files_writes_nothing(tmp_path: Path) -> None:
+    init_project(tmp_path)
+    assert init_project(tmp_path) == []
+
+
+def test_keep_existing_writes_only_what_is_missing(tmp_path: Path) -> None:
+    init_project(tmp_path)
+    (tmp_path / "kmsnap.yaml").write_text("edited\n")
+    (tmp_path / DRIFT_WORKFLOW).unlink()
+    assert init_project(tmp_path, keep_existing=True) == [tmp_path / DRIFT_WORKFLOW]
+    assert (tmp_path / "kmsnap.yaml").read_text() == "edited\n"
+
+
+def test_cli_git_driver_sets_up_a_second_clone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    init_project(tmp_path)
+    (tmp_path / "kmsnap.yaml").write_text("# the team's settings\nsnapshot_dir: snapshots\n")
+    assert run(["init", "--dir", str(tmp_path), "--git-driver"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing written" in out
+    assert (tmp_path / "kmsnap.yaml").read_text().startswith("# the team's settings")
+    config = subprocess.run(
+        ["git", "-C", str(tmp_path), "config", "--get", "diff.kmsnap.textconv"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert "kmsnap" in config
+    assert "diff=kmsnap" in (tmp_path / ".gitattributes").read_text()
+
+
 def test_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--fail-on: must be one of breaking, warning, any"):
         init_project(tmp_path, fail_on="all")
@@ -297,6 +328,12 @@ def test_cli_writes_and_says_what_next(
     assert "kmsnap pull --out snapshots" in out
     assert "git add kmsnap.yaml .github/workflows snapshots" in out
 
+    assert run(["init"]) == 0  # the same files again: nothing to do
+    assert "nothing written" in capsys.readouterr().out
+
+    (tmp_path / "kmsnap.yaml").write_text("fail_on: breaking\n")
+    for rel in WORKFLOWS:
+        (tmp_path / rel).write_text("edited\n")
     assert run(["init"]) == 1
     out, err = capsys.readouterr()
     assert out == ""

@@ -218,11 +218,13 @@ def check(
     fmt = _check_format(fmt)
     kinds = _check_kinds(kind)
     config = load_config()
-    settings = resolve_settings(config, {"snapshot_dir": snapshot, "fail_on": fail_on})
-    snapshot_dir = Path(settings.snapshot_dir)
+    settings = resolve_settings(config, {"fail_on": fail_on})
+    # Like pull --out, the flag takes any path; only the config file's value is held to
+    # the relative form that the generated workflows can use.
+    snapshot_dir = Path(snapshot) if snapshot is not None else Path(settings.snapshot_dir)
     if not snapshot_dir.is_dir():
         raise UsageError(
-            f"no snapshot directory {settings.snapshot_dir!r} (run kmsnap pull to create it, "
+            f"no snapshot directory {str(snapshot_dir)!r} (run kmsnap pull to create it, "
             "or pass --snapshot DIR)"
         )
     result = pull_live(
@@ -239,7 +241,7 @@ def check(
     with tempfile.TemporaryDirectory(prefix="kmsnap-check-") as tmp:
         cs = _compare_live(
             snapshot_dir,
-            settings.snapshot_dir,
+            str(snapshot_dir),
             result.snapshot,
             Path(tmp),
             config,

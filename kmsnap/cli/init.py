@@ -46,7 +46,8 @@ def init(
     git_driver: bool = typer.Option(
         False,
         "--git-driver",
-        help="Also set up the git diff driver so `git diff` and `git log -p` show catalog changes.",
+        help="Also set up the git diff driver so `git diff` and `git log -p` show catalog "
+        "changes; files already there are kept (set up a second clone this way).",
     ),
 ) -> None:
     """Set up a repository: write kmsnap.yaml and GitHub Actions workflows.
@@ -74,6 +75,7 @@ def init(
         direct=direct,
         fail_on=settings.fail_on,
         snapshot_dir=settings.snapshot_dir,
+        keep_existing=git_driver,
     )
     notes: list[str] = []
     if setup_git_driver is not None:
@@ -109,9 +111,12 @@ def _report(
         REVIEW_WORKFLOW: f"comments the catalog diff on pull requests touching {snapshot_dir}/",
         DRIFT_WORKFLOW: f"daily check; fails on drift at '{fail_on}' or above",
     }
+    if not written:
+        typer.echo("All files are already in place; nothing written.")
     rels = [_relative(path, directory) for path in written]
-    width = max(len(str(rel)) for rel in rels)
-    typer.echo("Wrote:")
+    width = max((len(str(rel)) for rel in rels), default=0)
+    if written:
+        typer.echo("Wrote:")
     for path, rel in zip(written, rels, strict=True):
         described = what.get(path.relative_to(directory))
         typer.echo(f"  {str(rel):<{width}}  ({described})" if described else f"  {rel}")

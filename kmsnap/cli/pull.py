@@ -103,10 +103,14 @@ def summary_line(result: PullResult) -> str:
     """One line: entities per kind, requests made, time taken."""
     counts = result.snapshot.counts()
     order = [k for k in KINDS if k in counts] + [k for k in counts if k not in KINDS]
-    parts = [f"{counts[kind]} {rel_for_kind(kind)}" for kind in order]
+    parts = [_count(counts[kind], kind, rel_for_kind(kind)) for kind in order]
     total = result.snapshot.size()
-    return (f"pulled {total} entities ({', '.join(parts) or 'none'}) "
-            f"in {result.requests} requests, {result.elapsed:.1f} s")
+    return (f"pulled {_count(total, 'entity', 'entities')} ({', '.join(parts) or 'none'}) "
+            f"in {_count(result.requests, 'request', 'requests')}, {result.elapsed:.1f} s")
+
+
+def _count(n: int, singular: str, plural: str) -> str:
+    return f"{n} {singular if n == 1 else plural}"
 
 
 def pull_live(

@@ -18,24 +18,39 @@ from kmsnap.errors import UsageError
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on; 0 picks a free one.")] = 8765,
-    token: Annotated[str, typer.Option(help="The bearer token the emulator accepts.")] = (
-        "demo-token"
-    ),
+    host: Annotated[
+        str, typer.Option(metavar="HOST", help="Interface to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(metavar="PORT", help="Port to listen on; 0 picks a free one.")
+    ] = 8765,
+    token: Annotated[
+        str, typer.Option(metavar="TOKEN", help="The bearer token the emulator accepts.")
+    ] = "demo-token",
     catalog: Annotated[
         Path | None,
-        typer.Option(help="Serve this snapshot directory instead of a generated catalog."),
+        typer.Option(
+            metavar="DIR", help="Serve this snapshot directory instead of a generated catalog."
+        ),
     ] = None,
-    size: Annotated[int, typer.Option(help="Entities in the generated catalog.")] = 2000,
-    seed: Annotated[int, typer.Option(help="Seed of the generated catalog and of faults.")] = 0,
+    size: Annotated[
+        int, typer.Option(metavar="N", help="Entities in the generated catalog.")
+    ] = 2000,
+    seed: Annotated[
+        int, typer.Option(metavar="S", help="Seed of the generated catalog and of faults.")
+    ] = 0,
     latency_ms: Annotated[
-        float, typer.Option(help="Delay every answer by this many milliseconds.")
+        float, typer.Option(metavar="MS", help="Delay every answer by this many milliseconds.")
     ] = 0.0,
     fault_rate: Annotated[
-        float, typer.Option(help="Share of requests answered 429, 500, 503 or cut off (0-1).")
+        float,
+        typer.Option(
+            metavar="RATE", help="Share of requests answered 429, 500, 503 or cut off (0-1)."
+        ),
     ] = 0.0,
-    max_page_size: Annotated[int, typer.Option(help="Largest page the server returns.")] = 100,
+    max_page_size: Annotated[
+        int, typer.Option(metavar="N", help="Largest page the server returns.")
+    ] = 100,
 ) -> None:
     """Run the bundled Kissmetrics Core API emulator, to try kmsnap without an account.
 
@@ -63,8 +78,15 @@ def serve(
             raise UsageError(f"--catalog {catalog}: not a snapshot directory")
         served = Catalog.from_snapshot(load_snapshot(catalog, with_stats=True))
     emulator = Emulator(
-        served, size=size, seed=seed, token=token, host=host, port=port,
-        max_page_size=max_page_size, latency_ms=latency_ms, fault_rate=fault_rate,
+        served,
+        size=size,
+        seed=seed,
+        token=token,
+        host=host,
+        port=port,
+        max_page_size=max_page_size,
+        latency_ms=latency_ms,
+        fault_rate=fault_rate,
     )
     try:
         emulator.start()
