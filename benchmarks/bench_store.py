@@ -11,8 +11,8 @@ import argparse
 import copy
 import gc
 import random
-import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -195,12 +195,29 @@ def main() -> None:
         print(f"  peak traced memory: save {peak_mb(lambda: save_snapshot(snap, old_dir)):.0f} MB,"
               f" load {peak_mb(lambda: load_snapshot(old_dir)):.0f} MB,"
               f" load_pair {peak_mb(lambda: load_pair(DirectorySource(old_dir), DirectorySource(new_dir))):.0f} MB")  # noqa: E501
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(f"  peak RSS of this whole benchmark process so far: {rss:.0f} MB")
+        for label, code in (
+            ("load_snapshot", f"load_snapshot({str(old_dir)!r})"),
+            ("load_snapshot x2",
+             f"load_snapshot({str(old_dir)!r}), load_snapshot({str(new_dir)!r})"),
+            ("load_pair", f"load_pair(DirectorySource({str(old_dir)!r}), "
+                          f"DirectorySource({str(new_dir)!r}))"),
+        ):
+            print(f"  peak RSS of a fresh process running {label}: {_child_rss(code):.0f} MB")
         if not args.skip_pyyaml:
             pyyaml_baseline(old_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _child_rss(code: str) -> float:
+    """Peak resident memory (MB) of a new interpreter that imports kmsnap and runs ``code``."""
+    # VmHWM, not ru_maxrss: Linux carries the parent's ru_maxrss over fork and exec.
+    script = f"from kmsnap.store import *\n{code}\n" \
+        "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])"
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, cwd=root)
+    return int(out.stdout.split()[-1]) / 1024
 
 
 def _check_pair(old_dir: Path, new_dir: Path, pair: tuple[Snapshot, Snapshot]) -> None:
