@@ -1,13 +1,14 @@
-"""Where each entity goes in a snapshot directory and what each file holds: slugs, layout.
+"""Where each entity goes in a snapshot directory: slugs, file layout, and file roles.
 
 Pure: ``render_snapshot`` turns a ``Snapshot`` into file bytes; ``classify`` says what a file
-of an existing snapshot holds. The YAML form itself is ``kmsnap.yamlform``. Decisions:
-every product directory holds all four collection files, ``[]`` when empty, so "no events"
-is explicit; ``_unassigned/`` and ``_other/`` files exist only when they hold something;
-``<rel>.stats.yaml`` (with stats) only beside a file where some entity has usage fields;
-an unknown kind whose name is not a safe file name gets a slug and is named in
-``kmsnap.yaml`` under ``other_kinds``.
+of an existing snapshot holds.
 """
+
+# Decisions: every product directory holds all four collection files, ``[]`` when empty, so
+# "no events" is explicit; ``_unassigned/`` and ``_other/`` files exist only when they hold
+# something; ``<rel>.stats.yaml`` (with stats) only beside a file where some entity has usage
+# fields; an unknown kind whose name is not a safe file name gets a slug, and ``kmsnap.yaml``
+# maps it back under ``other_kinds``.
 
 from __future__ import annotations
 

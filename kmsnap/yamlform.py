@@ -1,21 +1,21 @@
 """kmsnap's canonical YAML form: a writer of exactly that form and a JSON-speed reader for it.
 
-Anything not in the canonical form is handed to the strict safe loader (``kmsnap.yamlsafe``).
-
-The form, chosen so YAML 1.1 (PyYAML) and YAML 1.2 (yq, js-yaml, ruamel) read the same
-values and so the text converts to JSON with a few C-speed passes:
-
-- a collection is a block sequence of block mappings (``- key: value`` then ``  key: value``),
-  ``[]`` when empty; a single entity is a block mapping (``key: value``);
-- keys are plain when they match ``[a-z_][a-z0-9_]*`` and are not a YAML 1.1 special word,
-  otherwise double-quoted; every string value is double-quoted;
-- a value is ``null``, ``true``, ``false``, an integer, a float with a ``.`` and a signed
-  exponent (``1.0e+20``; ``.inf``, ``-.inf``, ``.nan``), a double-quoted string, or a nested
-  list/mapping written on one line as JSON-compatible flow text with sorted keys;
-- strings use only escapes JSON and YAML share (``\\" \\\\ \\n \\t \\r \\b \\f \\uXXXX``), and
-  escape everything YAML forbids raw or would fold (C0, DEL, C1 incl. NEL, U+2028/2029,
-  U+FEFF, U+FFFE/FFFF, lone surrogates); other characters, emoji included, are written raw.
+Text not exactly in that form is left to the strict safe loader (``kmsnap.yamlsafe``).
 """
+
+# The form is chosen so YAML 1.1 (PyYAML) and YAML 1.2 (yq, js-yaml, ruamel) read the same
+# values, and so the text converts to JSON with a few C-speed passes:
+# - a collection is a block sequence of block mappings (``- key: value`` then
+#   ``  key: value``), ``[]`` when empty; a single entity is a block mapping (``key: value``);
+# - keys are plain when they match ``[a-z_][a-z0-9_]{0,199}`` and are not a YAML 1.1 special
+#   word (y n yes no on off true false null), otherwise double-quoted; string values are
+#   always double-quoted;
+# - a value is null, true, false, an integer, a float with a ``.`` and a signed exponent
+#   (``1.0e+20``; ``.inf``, ``-.inf``, ``.nan``), a double-quoted string, or a nested
+#   list/mapping on one line as JSON-compatible flow text with sorted keys;
+# - strings use only escapes JSON and YAML share (\" \\ \n \t \r \b \f \uXXXX) and escape
+#   what YAML forbids raw or would fold (C0, DEL, C1 incl. NEL, U+2028/2029, U+FEFF,
+#   U+FFFE/FFFF, lone surrogates); everything else, emoji included, is written raw.
 
 from __future__ import annotations
 
