@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kmsnap import store, storelayout
+from kmsnap import atomicdir, store, storelayout
 from kmsnap.errors import SnapshotError
 from kmsnap.model import Snapshot
 from kmsnap.store import (
@@ -212,7 +212,7 @@ def test_ctrl_c_between_the_renames_restores_the_old_snapshot(
             raise KeyboardInterrupt
         real_rename(src, dst)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(store.os, "rename", rename)
+    monkeypatch.setattr(atomicdir.os, "rename", rename)
     with pytest.raises(KeyboardInterrupt):
         save_snapshot(Snapshot(api="other"), target)
     monkeypatch.undo()
@@ -226,6 +226,16 @@ def test_files_of_entities_that_are_gone_disappear(tmp_path: Path) -> None:
     smaller.add("account", {"id": "acc00009", "name": "Other"})
     save_snapshot(smaller, tmp_path / "s")
     assert sorted(_tree(tmp_path / "s")) == ["kmsnap.yaml", "other-acc00009/account.yaml"]
+
+
+def test_the_users_own_top_level_files_are_kept(tmp_path: Path) -> None:
+    save_snapshot(_sample(), tmp_path / "s")
+    (tmp_path / "s" / "README.md").write_text("about these files")
+    (tmp_path / "s" / ".gitattributes").write_text("*.yaml -diff")
+    (tmp_path / "s" / "stray.yaml").write_text("[]\n")
+    save_snapshot(Snapshot(api="x"), tmp_path / "s")
+    assert sorted(os.listdir(tmp_path / "s")) == [".gitattributes", "README.md", "kmsnap.yaml"]
+    assert (tmp_path / "s" / "README.md").read_text() == "about these files"
 
 
 def test_refuses_to_replace_a_directory_that_is_not_a_snapshot(tmp_path: Path) -> None:
