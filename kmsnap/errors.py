@@ -77,8 +77,16 @@ class SnapshotError(KmsnapError):
         if path is not None and line is not None:
             where = f"{path}:{line}"
         super().__init__(f"{where}: {message}" if where else message)
+        self.problem = message
         self.path = path
         self.line = line
+
+    def within(self, label: str) -> SnapshotError:
+        """The same error with ``path`` under the snapshot ``label`` (``HEAD~1:snapshots``), so
+        a person can tell which side of a diff holds the broken file."""
+        if self.path is None or self.path == label or self.path.startswith(label.rstrip("/") + "/"):
+            return self
+        return SnapshotError(self.problem, path=f"{label.rstrip('/')}/{self.path}", line=self.line)
 
 
 class GitError(KmsnapError):

@@ -268,6 +268,9 @@ def _blame(
     for side, label in (("new", labels[1]), ("old", labels[0])):
         if where == label:
             return side, None  # the directory as a whole (no kmsnap.yaml, too big)
+        if where.startswith(label.rstrip("/") + "/"):  # the store names the snapshot first
+            where = where[len(label.rstrip("/")) + 1 :]
+            break
     if where not in old and where not in new:
         return "new", None
     if where not in old or where not in new or old[where] == new[where]:

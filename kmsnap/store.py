@@ -7,7 +7,8 @@ fast reader) with ``kmsnap.yamlsafe`` (the strict fallback loader).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -239,17 +240,27 @@ def _read(source: SnapshotSource, rels: Sequence[str]) -> dict[str, bytes]:
     return files
 
 
+@contextmanager
+def _about(source: SnapshotSource) -> Iterator[None]:
+    """Errors about a file name the snapshot it is in: ``HEAD~1:snapshots/acme/events.yaml:3``."""
+    try:
+        yield
+    except SnapshotError as exc:
+        raise exc.within(source.label) from None
+
+
 def load_snapshot(source: SnapshotSource | Path, *, with_stats: bool = False) -> Snapshot:
     """Read a whole snapshot (usage fields too, into ``stats``, when ``with_stats``)."""
     source = _as_source(source)
-    listing = source.list_files()
-    api, other = _read_meta(source, listing)
-    roles = _roles(listing, other, with_stats)
-    files = _read(source, list(roles))
-    snapshot = Snapshot(api=api)
-    assembler = _Assembler(snapshot)
-    for rel, role in roles.items():
-        assembler.add(rel, files[rel], role, _records(rel, files[rel], role))
+    with _about(source):
+        listing = source.list_files()
+        api, other = _read_meta(source, listing)
+        roles = _roles(listing, other, with_stats)
+        files = _read(source, list(roles))
+        snapshot = Snapshot(api=api)
+        assembler = _Assembler(snapshot)
+        for rel, role in roles.items():
+            assembler.add(rel, files[rel], role, _records(rel, files[rel], role))
     return snapshot
 
 
@@ -305,9 +316,12 @@ def load_pair(
     always kept whole (the diff groups changes by their names).
     """
     old, new = _as_source(old), _as_source(new)
-    old_listing, new_listing = old.list_files(), new.list_files()
-    old_api, old_other = _read_meta(old, old_listing)
-    new_api, new_other = _read_meta(new, new_listing)
+    with _about(old):
+        old_listing = old.list_files()
+        old_api, old_other = _read_meta(old, old_listing)
+    with _about(new):
+        new_listing = new.list_files()
+        new_api, new_other = _read_meta(new, new_listing)
     old_roles = _roles(old_listing, old_other, with_stats)
     new_roles = _roles(new_listing, new_other, with_stats)
 
@@ -331,8 +345,10 @@ def load_pair(
         if same_id(rel)
         and (not with_stats or rel.endswith(STATS_SUFFIX) or same_id(_stats_of(rel)))
     }
-    old_files = _read(old, [rel for rel in old_roles if rel not in skip])
-    new_files = _read(new, [rel for rel in new_roles if rel not in skip])
+    with _about(old):
+        old_files = _read(old, [rel for rel in old_roles if rel not in skip])
+    with _about(new):
+        new_files = _read(new, [rel for rel in new_roles if rel not in skip])
     stats_differ = {
         rel for rel in old_roles.keys() | new_roles.keys()
         if rel.endswith(STATS_SUFFIX) and old_files.get(rel) != new_files.get(rel)
@@ -350,23 +366,24 @@ def load_pair(
             reduced[rel] = pair
 
     snapshots = []
-    for roles, files, api, side in (
-        (old_roles, old_files, old_api, 0), (new_roles, new_files, new_api, 1)
+    for source, roles, files, api, side in (
+        (old, old_roles, old_files, old_api, 0), (new, new_roles, new_files, new_api, 1)
     ):
         snapshot = Snapshot(api=api)
         assembler = _Assembler(snapshot)
-        for rel, role in roles.items():
-            if rel in skip:
-                continue
-            data = files[rel]
-            records = None
-            if rel in reduced:
-                try:
-                    records = _records(rel, data, role, reduced[rel][side])
-                except SnapshotError:
-                    records = None  # read it whole for an error with the right line
-            if records is None:
-                records = _records(rel, data, role)
-            assembler.add(rel, data, role, records)
+        with _about(source):
+            for rel, role in roles.items():
+                if rel in skip:
+                    continue
+                data = files[rel]
+                records = None
+                if rel in reduced:
+                    try:
+                        records = _records(rel, data, role, reduced[rel][side])
+                    except SnapshotError:
+                        records = None  # read it whole for an error with the right line
+                if records is None:
+                    records = _records(rel, data, role)
+                assembler.add(rel, data, role, records)
         snapshots.append(snapshot)
     return snapshots[0], snapshots[1]

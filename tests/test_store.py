@@ -282,7 +282,7 @@ def test_untrusted_snapshots_fail_with_file_and_line(
     root = _snapshot_with(tmp_path, EVENTS, content)
     with pytest.raises(SnapshotError) as info:
         load_snapshot(root)
-    assert info.value.path == EVENTS
+    assert info.value.path == f"{root}/{EVENTS}"  # the snapshot first: which side of a diff
     assert info.value.line == line, str(info.value)
     if message:
         assert message in str(info.value)
@@ -295,7 +295,7 @@ def test_an_oversized_file_is_refused_before_parsing(
     monkeypatch.setattr(store, "MAX_FILE_BYTES", 4096)
     with pytest.raises(SnapshotError, match="larger than") as info:
         load_snapshot(root)
-    assert info.value.path == EVENTS
+    assert info.value.path == f"{root}/{EVENTS}"
 
 
 def test_not_a_snapshot_unknown_format_symlinks_and_stray_files(tmp_path: Path) -> None:
