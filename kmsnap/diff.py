@@ -403,11 +403,16 @@ def _compare(
     top = {path_top for path_top in (_top_key(p) for p in fields)}
     renamed = name_field(kind) in top or (kind not in KINDS and "title" in top)
     account_id, product_id = ctx.place(kind, entity_id, new_rec)
+    # The new name, even "": only an entity left with no name at all keeps its old one here
+    # (renderers read both sides of a rename from ``fields``).
+    name = entity_name(kind, new_rec)
+    if name is None:
+        name = entity_name(kind, old_rec)
     return Change(
         kind=kind,
         change="renamed" if renamed else "changed",
         id=entity_id,
-        name=entity_name(kind, new_rec) or entity_name(kind, old_rec),
+        name=name,
         account_id=account_id,
         product_id=product_id,
         severity="breaking" if renamed else _field_severity(kind, fields),

@@ -13,7 +13,7 @@ from kmsnap.diff import Change, normalize_kinds, severity_at_least
 from kmsnap.errors import UsageError
 from kmsnap.history import Commit, LogEntry
 from kmsnap.model import name_field
-from kmsnap.render_base import escape, old_name, quote, rename_path, show_side
+from kmsnap.render_base import escape, new_name, old_name, quote, rename_path, show_side
 from kmsnap.render_markdown import md_escape
 
 __all__ = [
@@ -127,7 +127,8 @@ def _head(change: Change) -> str:
     """One line naming a change: ``~ event "Old" → "New" [id] renamed (breaking)``."""
     ident = f"[{escape(change.id)}]"
     if change.change == "renamed":
-        text = f"{change.kind} {quote(old_name(change))} → {quote(change.name)} {ident} renamed"
+        before, after = quote(old_name(change)), quote(new_name(change))
+        text = f"{change.kind} {before} → {after} {ident} renamed"
     elif change.change == "recreated":
         text = (
             f"{change.kind} {quote(change.name)} re-created "

@@ -13,6 +13,7 @@ from kmsnap.render_base import (
     CHANGE_WORDS,
     escape,
     iter_groups,
+    new_name,
     old_name,
     quote,
     rename_path,
@@ -79,7 +80,8 @@ def _text_change(change: Change, indent: str, paint: Any) -> list[str]:
         tag = "  " + paint(change.severity, f"({change.severity})")
     ident = f"[{escape(change.id)}]"
     if change.change == "renamed":
-        head = f"{change.kind} {quote(old_name(change))} → {quote(change.name)} {ident} renamed"
+        before, after = quote(old_name(change)), quote(new_name(change))
+        head = f"{change.kind} {before} → {after} {ident} renamed"
     elif change.change == "recreated":
         head = (
             f"{change.kind} {quote(change.name)} re-created "
@@ -144,7 +146,7 @@ def _github_message(change: Change, cs: ChangeSet) -> str:
         where.append(f"product {quote(cs.product_names.get(change.product_id))}")
     place = f" in {', '.join(where)}" if where else ""
     if change.change == "renamed":
-        head = f"{change.kind} {quote(old_name(change))} renamed to {quote(change.name)}"
+        head = f"{change.kind} {quote(old_name(change))} renamed to {quote(new_name(change))}"
     elif change.change == "recreated":
         head = (
             f"{change.kind} {quote(change.name)} re-created "

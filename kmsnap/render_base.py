@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kmsnap.diff import Change, ChangeSet
+from kmsnap.model import name_field
 
 # Singular words for the change types, as people read them.
 CHANGE_WORDS: dict[str, str] = {
@@ -83,23 +84,33 @@ def show_side(sides: dict[str, Any], side: str) -> str:
     return show_value(sides[side]) if side in sides else ABSENT_TEXT
 
 
-def old_name(change: Change) -> str | None:
-    """The name before a rename (the name field's old value), else the change's name."""
-    if change.change == "renamed" and change.fields:
-        for path in ("name", "title"):
-            sides = change.fields.get(path)
-            if sides is not None and isinstance(sides.get("old"), str):
-                return str(sides["old"])
-    return change.name
-
-
 def rename_path(change: Change) -> str | None:
-    """The field holding the name change of a renamed change."""
+    """The field holding the name change of a renamed change (``title`` for metrics)."""
     if change.change == "renamed" and change.fields:
-        for path in ("name", "title"):
+        for path in (name_field(change.kind), "title"):
             if path in change.fields:
                 return path
     return None
+
+
+def _name_side(change: Change, side: str) -> str | None:
+    path = rename_path(change)
+    if path is None:
+        return change.name
+    value = change.fields[path].get(side) if change.fields else None
+    return value if isinstance(value, str) else None  # "" stays "", null or absent is no name
+
+
+def old_name(change: Change) -> str | None:
+    """The name before a rename (the name field's old value, ``""`` included; None when
+    there was none), else the change's name."""
+    return _name_side(change, "old")
+
+
+def new_name(change: Change) -> str | None:
+    """The name after a rename (the name field's new value, ``""`` included; None when
+    there is none left), else the change's name."""
+    return _name_side(change, "new")
 
 
 @dataclass

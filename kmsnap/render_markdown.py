@@ -16,6 +16,7 @@ from kmsnap.render_base import (
     CHANGE_WORDS,
     escape,
     iter_groups,
+    new_name,
     old_name,
     quote,
     rename_path,
@@ -213,7 +214,7 @@ def _group_title(
 def _item(change: Change, cs: ChangeSet, with_place: bool) -> str:
     word = CHANGE_WORDS[change.change]
     if change.change == "renamed":
-        what = f"{change.kind} {_md_name(old_name(change))} → {_md_name(change.name)}"
+        what = f"{change.kind} {_md_name(old_name(change))} → {_md_name(new_name(change))}"
     else:
         what = f"{change.kind} {_md_name(change.name)}"
     ident = f"id {md_escape(escape(change.id))}"

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kmsnap.diff import Change, ChangeSet, diff_snapshots, severity_at_least
-from kmsnap.model import Snapshot
+from kmsnap.model import Snapshot, entity_name
+from kmsnap.model import name_field as name_field_of
 
 
 def by_id(cs: ChangeSet) -> dict[str, Change]:
@@ -97,6 +98,22 @@ def test_metric_is_renamed_by_its_title() -> None:
     change = by_id(diff_snapshots(old, new))["m-1"]
     assert change.change == "renamed"
     assert change.fields == {"title": {"old": "Revenue", "new": "Revenue (USD)"}}
+
+
+@pytest.mark.parametrize("after", ["", None])
+def test_a_rename_to_empty_or_null_keeps_both_sides(after: str | None) -> None:
+    def side(name: str | None) -> Snapshot:
+        event = {"id": "e1", "product_id": "p1", "name": name}
+        return snap({**base(), "event": [event]})
+
+    change = by_id(diff_snapshots(side("Signed Up"), side(after)))["e1"]
+    assert change.change == "renamed"
+    assert change.fields == {"name": {"old": "Signed Up", "new": after}}
+    # "" is a name: the change carries it; only no name at all falls back to the old one.
+    assert change.name == ("Signed Up" if after is None else "")
+    back = by_id(diff_snapshots(side(after), side("Signed Up")))["e1"]
+    assert back.name == "Signed Up"
+    assert back.fields == {"name": {"old": after, "new": "Signed Up"}}
 
 
 def test_recreated_versus_removed_and_added_with_another_name() -> None:
@@ -261,7 +278,7 @@ def test_json_shape_and_summary() -> None:
 
 # --- laws -----------------------------------------------------------------------------
 
-_names = st.sampled_from(["Buy", "Sell", "Open", "Buy", "x\ny", "@here", ""])
+_names = st.sampled_from(["Buy", "Sell", "Open", "Buy", "x\ny", "@here", "", None])
 _values = st.recursive(
     st.none() | st.booleans() | st.integers(-3, 3) | st.text(max_size=3),
     lambda inner: (
@@ -334,6 +351,21 @@ def test_law_swapping_sides_swaps_everything(a: Snapshot, b: Snapshot, stats: bo
     )
     assert forward.summary()["added"] == backward.summary()["removed"]
     assert forward.summary()["recreated"] == backward.summary()["recreated"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(snapshots(), snapshots())
+def test_law_a_rename_names_the_new_side(a: Snapshot, b: Snapshot) -> None:
+    for change in diff_snapshots(a, b).changes:
+        if change.change in ("changed", "renamed"):
+            now = entity_name(change.kind, b.entities[change.kind][change.id])
+            before = entity_name(change.kind, a.entities[change.kind][change.id])
+            assert change.name == (before if now is None else now)
+            field = name_field_of(change.kind)
+            assert (change.change == "renamed") == (
+                a.entities[change.kind][change.id].get(field)
+                != b.entities[change.kind][change.id].get(field)
+            )
 
 
 def _shuffled(s: Snapshot, seed: int) -> Snapshot:

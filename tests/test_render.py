@@ -14,6 +14,7 @@ import pytest
 from diff_sample import sample_pair, snap
 
 from kmsnap.diff import ChangeSet, diff_snapshots
+from kmsnap.model import Snapshot
 from kmsnap.render import (
     escape_data,
     escape_property,
@@ -23,6 +24,7 @@ from kmsnap.render import (
     render_markdown,
     render_text,
 )
+from kmsnap.render_markdown import md_escape
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("KMSNAP_UPDATE_GOLDEN") == "1"
@@ -212,3 +214,22 @@ def test_markdown_under_the_limit_has_no_note() -> None:
     out = render_markdown(big(40))
     assert "not shown" not in out
     assert out.count("\n- **") == 40
+
+
+# --- renames to "" or null ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("after", "shown"), [("", '""'), (None, "(no name)")])
+def test_a_rename_to_empty_or_null_shows_both_names(after: str | None, shown: str) -> None:
+    def side(name: str | None) -> Snapshot:
+        return snap({"event": [{"id": "e1", "product_id": "p1", "name": name}]})
+
+    cs = diff_snapshots(side("Signed Up"), side(after))
+    assert f'event "Signed Up" → {shown} [e1] renamed' in render_text(cs)
+    assert f"event {md_escape(chr(34) + 'Signed Up' + chr(34))} → {md_escape(shown)}" in (
+        render_markdown(cs)
+    )
+    assert f'event "Signed Up" renamed to {shown}' in render_github(cs)
+    back = diff_snapshots(side(after), side("Signed Up"))
+    assert f'event {shown} → "Signed Up" [e1] renamed' in render_text(back)
+    assert f'event {shown} renamed to "Signed Up"' in render_github(back)
