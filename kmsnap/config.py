@@ -517,6 +517,14 @@ def ignore_reasons(config: Config) -> dict[str, dict[str, str]]:
     return out
 
 
+def selection_key(config: Config) -> dict[str, dict[str, list[str]]]:
+    """What ``filter_snapshot`` keeps, as plain JSON (for caches keyed on it)."""
+    return {
+        name: {"accounts": sorted(sel.accounts), "products": sorted(sel.products)}
+        for name, sel in (("include", config.include), ("exclude", config.exclude))
+    }
+
+
 def filter_snapshot(snapshot: Snapshot, config: Config) -> Snapshot:
     """A copy of ``snapshot`` with only what ``include``/``exclude`` select: an account left out
     takes its products with it, and a product left out takes its entities. Entities tied to no

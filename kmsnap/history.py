@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kmsnap.config import Config, filter_snapshot, selection_key
 from kmsnap.diff import Change, diff_snapshots
 from kmsnap.errors import GitError, SnapshotError, UsageError
 from kmsnap.gitrev import GitBlobReader, _git_env, git_output, list_tree, repo_root
@@ -76,6 +77,9 @@ class LogQuery:
     ignore_fields: Mapping[str, Collection[str]] | None = None
     strict: bool = False
     use_cache: bool = True
+    # kmsnap.yaml's include/exclude, so the log speaks of the accounts and products that
+    # pull keeps (None: everything).
+    select: Config | None = None
 
 
 @dataclass
@@ -242,6 +246,10 @@ class _Walker:
             old_snap, new_snap = load_snapshot(old_src, with_stats=stats), Snapshot()
         else:
             old_snap, new_snap = load_pair(old_src, new_src, with_stats=stats)
+        if self.query.select is not None:
+            # load_pair keeps accounts and products whole, which is all the filter looks at.
+            old_snap = filter_snapshot(old_snap, self.query.select)
+            new_snap = filter_snapshot(new_snap, self.query.select)
         cs = diff_snapshots(
             old_snap,
             new_snap,
@@ -366,6 +374,8 @@ def _step(
         with_stats=walker.query.with_stats,
         ignore_fields=walker.query.ignore_fields,
     )
+    if walker.query.select is not None:
+        key["select"] = selection_key(walker.query.select)
     if old_patch:
         key["patch"] = [sorted(old_patch.items()), sorted(new_patch.items())]
     short = commit.commit[:12]
