@@ -13,7 +13,15 @@ from kmsnap.diff import Change, normalize_kinds, severity_at_least
 from kmsnap.errors import UsageError
 from kmsnap.history import Commit, LogEntry
 from kmsnap.model import name_field
-from kmsnap.render_base import escape, new_name, old_name, quote, rename_path, show_side
+from kmsnap.render_base import (
+    escape,
+    new_name,
+    old_name,
+    quote,
+    rename_path,
+    show_kind,
+    show_side,
+)
 from kmsnap.render_markdown import md_escape
 
 __all__ = [
@@ -128,14 +136,14 @@ def _head(change: Change) -> str:
     ident = f"[{escape(change.id)}]"
     if change.change == "renamed":
         before, after = quote(old_name(change)), quote(new_name(change))
-        text = f"{change.kind} {before} → {after} {ident} renamed"
+        text = f"{show_kind(change.kind)} {before} → {after} {ident} renamed"
     elif change.change == "recreated":
         text = (
-            f"{change.kind} {quote(change.name)} re-created "
+            f"{show_kind(change.kind)} {quote(change.name)} re-created "
             f"[{escape(change.old_id or '')} → {escape(change.id)}]"
         )
     else:
-        text = f"{change.kind} {quote(change.name)} {ident} {change.change}"
+        text = f"{show_kind(change.kind)} {quote(change.name)} {ident} {change.change}"
     if change.severity != "info":
         text += f" ({change.severity})"
     return f"{_MARKS.get(change.change, '?')} {text}"

@@ -17,6 +17,7 @@ from kmsnap.render_base import (
     old_name,
     quote,
     rename_path,
+    show_kind,
     show_side,
     summary_line,
 )
@@ -81,14 +82,14 @@ def _text_change(change: Change, indent: str, paint: Any) -> list[str]:
     ident = f"[{escape(change.id)}]"
     if change.change == "renamed":
         before, after = quote(old_name(change)), quote(new_name(change))
-        head = f"{change.kind} {before} → {after} {ident} renamed"
+        head = f"{show_kind(change.kind)} {before} → {after} {ident} renamed"
     elif change.change == "recreated":
         head = (
-            f"{change.kind} {quote(change.name)} re-created "
+            f"{show_kind(change.kind)} {quote(change.name)} re-created "
             f"[{escape(change.old_id or '')} → {escape(change.id)}]"
         )
     else:
-        head = f"{change.kind} {quote(change.name)} {ident}"
+        head = f"{show_kind(change.kind)} {quote(change.name)} {ident}"
         if change.change != "changed":
             head += f" {change.change}"
     lines = [f"{indent}{paint(mark, mark)} {head}{tag}"]
@@ -129,7 +130,8 @@ def render_github(cs: ChangeSet) -> str:
     """One workflow annotation per change: ``::error`` breaking, ``::warning``, ``::notice``."""
     lines = []
     for change in cs.changes:
-        title = f"kmsnap: {change.kind} {CHANGE_WORDS[change.change]} ({change.severity})"
+        kind = show_kind(change.kind)
+        title = f"kmsnap: {kind} {CHANGE_WORDS[change.change]} ({change.severity})"
         lines.append(
             f"::{_COMMANDS[change.severity]} title={escape_property(title)}::"
             + escape_data(_github_message(change, cs))
@@ -145,15 +147,16 @@ def _github_message(change: Change, cs: ChangeSet) -> str:
     if change.product_id is not None and change.kind != "product":
         where.append(f"product {quote(cs.product_names.get(change.product_id))}")
     place = f" in {', '.join(where)}" if where else ""
+    kind = show_kind(change.kind)
     if change.change == "renamed":
-        head = f"{change.kind} {quote(old_name(change))} renamed to {quote(new_name(change))}"
+        head = f"{kind} {quote(old_name(change))} renamed to {quote(new_name(change))}"
     elif change.change == "recreated":
         head = (
-            f"{change.kind} {quote(change.name)} re-created "
+            f"{kind} {quote(change.name)} re-created "
             f"(id {escape(change.old_id or '')} → {escape(change.id)})"
         )
     else:
-        head = f"{change.kind} {quote(change.name)} {CHANGE_WORDS[change.change]}"
+        head = f"{kind} {quote(change.name)} {CHANGE_WORDS[change.change]}"
     lines = [f"{head}{place} [id {escape(change.id)}]"]
     skip = rename_path(change)
     for path, sides in (change.fields or {}).items():

@@ -7,6 +7,7 @@ shows them through ``quote``/``show_value``, which make control characters visib
 from __future__ import annotations
 
 import math
+import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -53,6 +54,16 @@ def escape(text: str) -> str:
 def quote(text: str | None) -> str:
     """A name in double quotes, escaped so it stays on one line and cannot forge output."""
     return "(no name)" if text is None else f'"{escape(text)}"'
+
+
+_PLAIN_KIND = re.compile(r"[a-z][a-z0-9_-]*\Z")
+
+
+def show_kind(kind: str) -> str:
+    """A kind as a word (``event``, ``funnel-reports``); any other kind name, which an
+    untrusted snapshot can hold (``other_kinds``, a file under ``_other/``), is quoted and
+    escaped like a name, so it cannot forge a line."""
+    return kind if _PLAIN_KIND.match(kind) else quote(kind)
 
 
 ABSENT_TEXT = "(absent)"

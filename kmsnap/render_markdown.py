@@ -21,6 +21,7 @@ from kmsnap.render_base import (
     quote,
     rename_path,
     severity_counts,
+    show_kind,
     show_value,
 )
 
@@ -213,10 +214,11 @@ def _group_title(
 
 def _item(change: Change, cs: ChangeSet, with_place: bool) -> str:
     word = CHANGE_WORDS[change.change]
+    kind = md_escape(show_kind(change.kind))
     if change.change == "renamed":
-        what = f"{change.kind} {_md_name(old_name(change))} → {_md_name(new_name(change))}"
+        what = f"{kind} {_md_name(old_name(change))} → {_md_name(new_name(change))}"
     else:
-        what = f"{change.kind} {_md_name(change.name)}"
+        what = f"{kind} {_md_name(change.name)}"
     ident = f"id {md_escape(escape(change.id))}"
     if change.change == "recreated":
         ident = f"id {md_escape(escape(change.old_id or ''))} → {md_escape(escape(change.id))}"

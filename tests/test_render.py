@@ -14,6 +14,7 @@ import pytest
 from diff_sample import sample_pair, snap
 
 from kmsnap.diff import ChangeSet, diff_snapshots
+from kmsnap.historyview import render_changes_text
 from kmsnap.model import Snapshot
 from kmsnap.render import (
     escape_data,
@@ -233,3 +234,42 @@ def test_a_rename_to_empty_or_null_shows_both_names(after: str | None, shown: st
     back = diff_snapshots(side(after), side("Signed Up"))
     assert f'event {shown} → "Signed Up" [e1] renamed' in render_text(back)
     assert f'event {shown} renamed to "Signed Up"' in render_github(back)
+
+
+# --- a hostile kind name --------------------------------------------------------------
+
+HOSTILE_KIND = "<img src=https://evil.example/p.png> @octocat\n## forged heading"
+
+
+def hostile_kind() -> ChangeSet:
+    """A kind as an untrusted snapshot could name it (the store refuses this one on load;
+    the renderers must not rely on that)."""
+    old = snap({"event": []})
+    new = snap({HOSTILE_KIND: [{"id": "z1", "name": "thing"}, {"id": "z2", "name": "@x"}]})
+    new.entities["event"] = {}
+    old.entities[HOSTILE_KIND] = {"z2": {"id": "z2", "name": "y"}}
+    return diff_snapshots(old, new)
+
+
+def test_a_hostile_kind_is_escaped_in_every_format() -> None:
+    cs = hostile_kind()
+    assert {c.change for c in cs.changes} == {"added", "renamed"}
+    text = render_text(cs)
+    assert "\n## forged" not in text
+    assert '"<img src=https://evil.example/p.png> @octocat\\n## forged heading" "thing"' in text
+    md = render_markdown(cs)
+    assert "<img" not in md and "\n## forged" not in md and "\\#\\# forged" in md
+    assert re.search(r"@(?!\u200b)", md) is None
+    github = render_github(cs)
+    assert len(github.splitlines()) == len(cs.changes)
+    for line in github.splitlines():
+        assert re.match(r"::(error|warning|notice) title=[^:,\r\n]*::", line)
+    assert json.loads(render_json(cs))["changes"][0]["kind"] == HOSTILE_KIND
+    log = render_changes_text(cs.changes, "    ")
+    assert len(log) == 2 and all("\n" not in line for line in log)
+    assert '"<img src=https://evil.example/p.png> @octocat\\n## forged heading"' in log[0]
+
+
+def test_plain_kinds_read_as_words() -> None:
+    cs = diff_snapshots(snap({}), snap({"funnel-reports": [{"id": "f1", "name": "F"}]}))
+    assert '  + funnel-reports "F" [f1] added' in render_text(cs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import os
 import random
 from pathlib import Path
@@ -446,3 +447,50 @@ def test_a_crlf_checkout_reads_the_same_and_fast(
         path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
     monkeypatch.setattr(store.yamlsafe, "safe_load", _no_fallback)
     assert load_snapshot(tmp_path / "s", with_stats=True) == _sample()
+
+
+# --- kind names from an untrusted snapshot ----------------------------------------------
+
+HOSTILE_KIND = "<img src=https://evil.example/p.png> @octocat\n## forged heading"
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [HOSTILE_KIND, "a\u202eb", "tab\there", "", " padded", "k" * 101, "x\x1b[31m"],
+)
+def test_a_kind_name_from_other_kinds_must_be_one_printable_line(
+    tmp_path: Path, kind: str
+) -> None:
+    meta = (
+        'format: 1\napi: "x"\n'
+        + f"other_kinds: {{\"x\": {json.dumps(kind)}}}\n"
+    )
+    root = _snapshot_with(tmp_path, "kmsnap.yaml", meta.encode())
+    (root / "_other" / "x.yaml").write_bytes(b'- id: "z1"\n  name: "thing"\n')
+    for load in (load_snapshot, lambda r: load_pair(DirectorySource(r), DirectorySource(r))):
+        with pytest.raises(SnapshotError, match="kind name") as info:
+            load(root)
+        assert "kmsnap.yaml" in str(info.value) and "other_kinds" in str(info.value)
+        assert "\n" not in str(info.value) and "\u202e" not in str(info.value)
+
+
+def test_a_kind_name_from_a_file_name_is_checked_too(tmp_path: Path) -> None:
+    root = _snapshot_with(tmp_path, "_other/a\u202eb.yaml", b'- id: "z1"\n')
+    with pytest.raises(SnapshotError, match="kind name") as info:
+        load_snapshot(root)
+    assert "\u202e" not in str(info.value) and "_other/a" in str(info.value)
+    root = _snapshot_with(tmp_path / "u", "_unassigned/x\x07y.yaml", b'- id: "z1"\n')
+    with pytest.raises(SnapshotError, match="kind name"):
+        load_snapshot(root)
+
+
+def test_real_unknown_rels_are_fine_and_hostile_ones_are_not_written(tmp_path: Path) -> None:
+    snap = _sample()
+    for kind in ("segments", "funnel-reports", "km:cohorts", "https://x.example/rels/a b"):
+        snap.add(kind, {"id": "s1", "name": "S"})
+    save_snapshot(snap, tmp_path / "ok")
+    assert load_snapshot(tmp_path / "ok").entities == snap.entities
+    snap.add("bad\nkind", {"id": "s1"})
+    with pytest.raises(SnapshotError, match="cannot store an unknown collection"):
+        save_snapshot(snap, tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
