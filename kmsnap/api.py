@@ -20,7 +20,7 @@ from requests.utils import get_environ_proxies
 from urllib3.exceptions import MaxRetryError
 
 from kmsnap import __version__
-from kmsnap.errors import ApiError, AuthError, UnsafeUrlError
+from kmsnap.errors import ApiError, AuthError, TokenError, UnsafeUrlError
 from kmsnap.pacing import (
     Clock,
     Pacer,
@@ -89,6 +89,33 @@ def check_base_url(url: str) -> Origin:
     return origin
 
 
+def token_problem(token: str) -> str | None:
+    """What makes ``token`` unusable in an ``Authorization`` header, or None; never its value.
+
+    RFC 6750 tokens are ``A-Za-z0-9-._~+/`` with trailing ``=``; any visible ASCII character
+    is let through, but whitespace, control and non-ASCII characters are refused: requests
+    would put the whole header value (the token) into its error message.
+    """
+    if not token:
+        return "is empty"
+    if "\n" in token or "\r" in token:
+        return "contains a line break"
+    for char in token:
+        if char.isspace():
+            return "contains whitespace"
+        if not char.isascii():
+            return "contains a non-ASCII character"
+        if not char.isprintable():
+            return "contains a control character"
+    return None
+
+
+# Text of these can hold header values (the token): never shown, a fixed message instead.
+_HEADER_FAILURES = (requests.exceptions.InvalidHeader, UnicodeError)
+_HEADER_FAILURE_TEXT = "a request header could not be sent (the token has characters HTTP " \
+    "headers cannot carry)"
+
+
 @dataclass
 class Envelope:
     """One decoded answer: the URL it finally came from and its JSON object."""
@@ -99,7 +126,9 @@ class Envelope:
 
 
 def _describe(exc: requests.RequestException) -> str:
-    """A short cause for a transport failure, without the wrapped pool reprs."""
+    """A short cause for a transport failure, without the wrapped pool reprs or headers."""
+    if isinstance(exc, _HEADER_FAILURES):
+        return _HEADER_FAILURE_TEXT
     reason: object = exc.args[0] if exc.args else exc
     if isinstance(reason, MaxRetryError) and reason.reason is not None:
         reason = reason.reason
@@ -135,6 +164,9 @@ class ApiClient:
         clock: Clock | None = None,
     ) -> None:
         self.origin = check_base_url(base_url)
+        problem = token_problem(token) if isinstance(token, str) else "is not a string"
+        if problem is not None:
+            raise TokenError(f"the API token {problem}; it must be visible ASCII characters")
         clock = clock if clock is not None else SystemClock()
         self._token = token
         self._timeout = (timeout, timeout)
@@ -218,6 +250,9 @@ class ApiClient:
                 broken += 1
                 self._clock.sleep(backoff_delay(broken))
                 continue
+            except _HEADER_FAILURES:
+                # Their text holds the header value: not chained, so no traceback shows it.
+                raise ApiError(f"GET {url} failed: {_HEADER_FAILURE_TEXT}", url=url) from None
             except requests.RequestException as exc:
                 raise ApiError(f"GET {url} failed: {_describe(exc)}", url=url) from exc
             status = response.status_code

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import time
+import traceback
 from collections.abc import Callable
 
 import pytest
@@ -12,7 +13,7 @@ from test_pull_kit import SECRET, TOKEN, FakeClock, refusing_session
 
 from kmsnap.api import ApiClient, check_base_url, is_loopback, origin_of
 from kmsnap.emulator import Emulator
-from kmsnap.errors import ApiError, AuthError, UnsafeUrlError
+from kmsnap.errors import ApiError, AuthError, TokenError, UnsafeUrlError
 from kmsnap.pacing import RETRY_AFTER_CAP, Pacer, parse_retry_after
 
 MakeEmulator = Callable[..., Emulator]
@@ -270,3 +271,33 @@ def test_pacer_halves_once_per_round_then_creeps_back_up() -> None:
     for _ in range(200):
         pacer.on_success()
     assert pacer.rate == 40.0  # back up to the cap, never above
+
+
+# -- the token in errors ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("token", ["SECRETPART1\nSECRETPART2", "SECRETPART1\rSECRETPART2",
+                                   "SECRETPART1 SECRETPART2", "SECRETPART1\x00SECRETPART2",
+                                   "SECRETPART1\u20acSECRETPART2", ""])
+def test_a_token_headers_cannot_carry_is_refused_without_echoing_it(token: str) -> None:
+    session, adapter = refusing_session()
+    with pytest.raises(TokenError) as info:
+        ApiClient("http://127.0.0.1:9/core", token, session=session, clock=FakeClock())
+    assert "SECRETPART" not in str(info.value) and "\n" not in str(info.value)
+    assert adapter.sent == []
+
+
+@pytest.mark.parametrize("token", ["SECRETPART1\nSECRETPART2", "SECRETPART1\u20acSECRETPART2"])
+def test_header_failures_never_carry_the_header_into_the_error(
+    make_emulator: MakeEmulator, token: str
+) -> None:
+    emu = make_emulator(size=5)
+    with ApiClient(emu.base_url, TOKEN, clock=FakeClock()) as client:
+        client._token = token  # past the constructor's check: the last line of defence
+        with pytest.raises(ApiError) as info:
+            client.fetch_json(emu.base_url)
+    error = info.value
+    chain = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    assert "SECRETPART" not in chain
+    assert "header could not be sent" in str(error) and emu.base_url in str(error)
+    assert emu.requests == []

@@ -81,11 +81,36 @@ def test_plain_http_to_a_remote_host_is_refused(capfd: pytest.CaptureFixture[str
     assert not Path("snapshots").exists()
 
 
-@pytest.mark.parametrize("scenario", ["ok", "refused", "broken", "redirect"])
+# Tokens requests cannot put in a header: its errors would quote the whole header value.
+BAD_TOKENS = {
+    "newline-file": ("file", "SECRETPART1\nSECRETPART2", "line break"),
+    "cr-env": ("env", "SECRETPART1\rSECRETPART2", "line break"),
+    "tab-env": ("env", "SECRETPART1\tSECRETPART2", "whitespace"),
+    "control-env": ("env", "SECRETPART1\x01SECRETPART2", "control character"),
+    "non-latin1-env": ("env", "SECRETPART1\u20acSECRETPART2", "non-ASCII character"),
+    "non-ascii-file": ("file", "SECRETPART1\u00e9SECRETPART2", "non-ASCII character"),
+}
+
+
+@pytest.mark.parametrize("debug", [True, False], ids=["debug", "plain"])
+@pytest.mark.parametrize("scenario", ["ok", "refused", "broken", "redirect", *BAD_TOKENS])
 def test_the_token_never_shows_in_any_output(
     make_emulator: MakeEmulator, tmp_path: Path, capfd: pytest.CaptureFixture[str],
-    scenario: str,
+    monkeypatch: pytest.MonkeyPatch, scenario: str, debug: bool,
 ) -> None:
+    secret, secret_parts = SECRET, [SECRET]
+    token_args: list[str] = []
+    if scenario in BAD_TOKENS:
+        source, secret, problem = BAD_TOKENS[scenario]
+        secret_parts = ["SECRETPART1", "SECRETPART2"]
+        if source == "file":
+            monkeypatch.delenv("KISSMETRICS_TOKEN")
+            token_file = tmp_path / "token"
+            token_file.write_text(secret + "\n", encoding="utf-8")
+            token_file.chmod(0o600)
+            token_args = ["--token-file", str(token_file)]
+        else:
+            monkeypatch.setenv("KISSMETRICS_TOKEN", secret)
     emu = make_emulator(events_catalog(30), token=SECRET if scenario != "refused" else "other",
                         max_page_size=10)
     other = make_emulator(events_catalog(3), token=SECRET)
@@ -93,14 +118,24 @@ def test_the_token_never_shows_in_any_output(
         emu.inject("/core/events", offset=10, cut_body=True, times=None)
     if scenario == "redirect":
         emu.inject("/core/events", redirect_to=f"{other.base_url}/events", times=None)
-    code = run(["--debug", "pull", "--api", emu.base_url, "--out", str(tmp_path / "s")])
+    code = run([*(["--debug"] if debug else []), "pull", "--api", emu.base_url,
+                "--out", str(tmp_path / "s"), *token_args])
     captured = capfd.readouterr()
     assert code == (0 if scenario == "ok" else 1)
-    assert SECRET not in captured.out + captured.err
+    for part in secret_parts:
+        assert part not in captured.out + captured.err
     if scenario != "ok":
-        assert "Traceback" in captured.err  # --debug did show one, token-free
+        # --debug shows a traceback, token-free; without it, one line and none
+        assert ("Traceback" in captured.err) == debug
+        if not debug:
+            assert captured.err.count("\n") == 1
     if scenario == "refused":
         assert "401" in captured.err and "KISSMETRICS_TOKEN" in captured.err
+    if scenario in BAD_TOKENS:
+        source, _, problem = BAD_TOKENS[scenario]
+        assert problem in captured.err
+        assert ("KISSMETRICS_TOKEN" if source == "env" else "token") in captured.err
+        assert emu.requests == []  # refused before anything was sent
     assert other.requests == []
 
 

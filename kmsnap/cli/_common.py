@@ -42,18 +42,33 @@ def resolve_api(flag: str | None, config_value: str | None = None) -> str:
 
 
 def read_token(token_file: Path | None) -> str:
-    """The token from --token-file, else $KISSMETRICS_TOKEN; never from the command line."""
+    """The token from --token-file, else $KISSMETRICS_TOKEN; never from the command line.
+
+    Only visible ASCII is accepted (see ``kmsnap.api.token_problem``); the error says which
+    source and what is wrong, never the value.
+    """
+    from kmsnap.api import token_problem  # here: diff and log need no HTTP stack
+
     if token_file is not None:
         try:
             mode = token_file.stat().st_mode
-            text = token_file.read_text(encoding="utf-8")
+            data = token_file.read_bytes()
         except OSError as exc:
             raise TokenError(f"cannot read token file {token_file}: {exc.strerror}") from None
         if os.name == "posix" and mode & (stat.S_IRGRP | stat.S_IROTH):
             warn(f"token file {token_file} can be read by other users; run: chmod 600 {token_file}")
-        token = text.strip()
+        try:
+            token = data.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise TokenError(
+                f"the token in {token_file} contains a non-ASCII character"
+            ) from None
         if not token:
             raise TokenError(f"token file {token_file} is empty")
+        problem = token_problem(token)
+        if problem is not None:
+            raise TokenError(f"the token in {token_file} {problem}; a token is one line of "
+                             "visible ASCII characters")
         return token
     token = os.environ.get(TOKEN_ENV, "").strip()
     if not token:
@@ -61,4 +76,8 @@ def read_token(token_file: Path | None) -> str:
             f"no API token: set {TOKEN_ENV} or pass --token-file PATH "
             "(create a Personal Token under Account settings > Manage API Tokens)"
         )
+    problem = token_problem(token)
+    if problem is not None:
+        raise TokenError(f"the token in {TOKEN_ENV} {problem}; a token is visible ASCII "
+                         "characters only")
     return token
