@@ -17,6 +17,7 @@ from kmsnap.render_base import (
     escape,
     new_name,
     old_name,
+    plural,
     quote,
     rename_path,
     show_kind,
@@ -209,12 +210,12 @@ def render_log(entries: Sequence[LogEntry], fmt: str) -> str:
             raise UsageError(f"--format {fmt!r}: use text, markdown or json")
         blocks.append("\n".join(lines))
     if not blocks:
-        return "" if fmt == "text" else "_No catalog changes._\n"
+        return "No catalog changes.\n" if fmt == "text" else "_No catalog changes._\n"
     return "\n\n".join(blocks) + "\n"
 
 
 def _count(n: int) -> str:
-    return f"{n} change" if n == 1 else f"{n} changes"
+    return plural(n, "change")
 
 
 def render_timeline(query: str, events: Sequence[TimelineEvent], fmt: str) -> str:

@@ -174,6 +174,11 @@ def severity_counts(cs: ChangeSet) -> dict[str, int]:
     return counts
 
 
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """``1 change``, ``2 changes``; ``words`` for an irregular plural (``entities``)."""
+    return f"{count} {word if count == 1 else (words or word + 's')}"
+
+
 def summary_line(cs: ChangeSet) -> str:
     """``Catalog: 3 added, 1 removed, 2 changed, 1 renamed, 1 re-created.`` or ``No changes.``"""
     if not cs.changes:

@@ -18,6 +18,7 @@ from kmsnap.render_base import (
     iter_groups,
     new_name,
     old_name,
+    plural,
     quote,
     rename_path,
     severity_counts,
@@ -111,7 +112,7 @@ def render_markdown(cs: ChangeSet, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
         sections.append(
             (
                 f"### Breaking changes ({len(breaking)})\n\n",
-                f"{len(breaking)} breaking changes",
+                plural(len(breaking), "breaking change"),
                 [(c, True) for c in breaking],
                 len(breaking) > FOLD_BREAKING_OVER,
             )
@@ -129,7 +130,7 @@ def render_markdown(cs: ChangeSet, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
         sections.append(
             (
                 f"{heading}#### {md_escape(escape(place))} ({len(rest)})\n\n",
-                _html_text(place) + f": {len(rest)} changes",
+                _html_text(place) + ": " + plural(len(rest), "change"),
                 [(c, False) for c in rest],
                 len(rest) > FOLD_OVER,
             )
@@ -179,7 +180,7 @@ def _header(cs: ChangeSet) -> str:
     lines = [
         "## kmsnap: catalog changes",
         "",
-        f"Comparing {old} → {new}: **{len(cs.changes)} changes** ({counts}).",
+        f"Comparing {old} → {new}: **{plural(len(cs.changes), 'change')}** ({counts}).",
         "",
         "| change | breaking | warning | info | total |",
         "|:--|--:|--:|--:|--:|",
@@ -246,7 +247,8 @@ def _item(change: Change, cs: ChangeSet, with_place: bool) -> str:
 
 def _cut_note(left_out: int, total: int, limit: int) -> str:
     return (
-        f"\n---\n\n**{left_out} of {total} changes are not shown**: the full report would pass "
+        f"\n---\n\n**{left_out} of {plural(total, 'change')} {'is' if left_out == 1 else 'are'} "
+        "not shown**: the full report would pass "
         f"the {limit:,}-character limit of a comment. See them all with "
         f"`{SEE_ALL}`.\n"
     )

@@ -355,3 +355,18 @@ def test_hostile_names_are_escaped(tmp_path: Path) -> None:
     assert "\ncommit 0000" not in text and "\\ncommit 0000" in text
     md = render_log(history.entries, "markdown")
     assert "<b>" not in md and "@team" not in md and "\u202e" not in md
+
+
+def test_an_empty_log_says_so_in_every_format(
+    history_repo: tuple[Repo, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    repo, _ = history_repo
+    monkeypatch.chdir(repo.path)
+    assert run(["log", "--since", "2099-01-01"]) == 0
+    assert capsys.readouterr()[0] == "No catalog changes.\n"
+    assert run(["log", "--since", "2099-01-01", "--format", "markdown"]) == 0
+    assert capsys.readouterr()[0] == "_No catalog changes._\n"
+    assert run(["log", "--since", "2099-01-01", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr()[0]) == []

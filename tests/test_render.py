@@ -273,3 +273,24 @@ def test_a_hostile_kind_is_escaped_in_every_format() -> None:
 def test_plain_kinds_read_as_words() -> None:
     cs = diff_snapshots(snap({}), snap({"funnel-reports": [{"id": "f1", "name": "F"}]}))
     assert '  + funnel-reports "F" [f1] added' in render_text(cs)
+
+
+def test_counts_read_as_english() -> None:
+    one = diff_snapshots(snap({}), snap({"event": [{"id": "e1", "product_id": "p", "name": "A"}]}))
+    md = render_markdown(one)
+    assert "**1 change** (1 info)" in md and "1 changes" not in md
+    assert render_text(one).rstrip().endswith("Catalog: 1 added, 0 removed, 0 changed, "
+                                             "0 renamed, 0 re-created.")
+    many = diff_snapshots(
+        snap({}),
+        snap({"event": [{"id": f"e{i}", "product_id": "p", "name": f"E{i}"} for i in range(11)]}),
+    )
+    assert "**11 changes**" in render_markdown(many)
+    assert ": 11 changes</summary>" in render_markdown(many)
+    cut = render_markdown(big(400), limit=3000)
+    assert re.search(r"\*\*\d+ of 400 changes are not shown\*\*", cut)
+    breaking = diff_snapshots(
+        snap({"event": [{"id": f"e{i}", "product_id": "p", "name": f"E{i}"} for i in range(26)]}),
+        snap({}),
+    )
+    assert "<summary>26 breaking changes</summary>" in render_markdown(breaking)
