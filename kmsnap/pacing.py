@@ -16,6 +16,8 @@ from urllib3.util.retry import Retry
 
 RETRY_AFTER_CAP = 120.0  # seconds: a server asking for longer is waited on this long, then retried
 MIN_RATE = 0.1  # requests per second: the floor the pacer never halves below
+MIN_SAMPLES = 8  # request starts needed before an observed rate is trusted
+RECOVERY_STEPS = 16  # good answers after a cut that bring the rate back to where it was
 # urllib3 retries these in the worker that got them; 429 is left to the shared pacer.
 RETRY_STATUSES = frozenset(range(500, 600)) - {501, 505}
 
@@ -128,10 +130,13 @@ class Cancelled(Exception):
 class Pacer:
     """Spaces requests across all workers: an optional rate cap, and AIMD on 429.
 
-    A 429 pauses every worker until its ``Retry-After`` has passed and halves the rate
-    (from the rate actually observed when there was no cap yet); each success then adds
-    back a small fixed step, up to ``max_rps`` when one was given. Only one halving per
-    round: 429s to requests sent before the last cut do not cut again.
+    A 429 pauses every worker until its ``Retry-After`` has passed and halves the rate:
+    the cap's, else the rate observed since the last pause. With neither (a 429 before
+    enough requests went out to measure anything) it only pauses: a guessed rate could be
+    far below what the API takes and would slow the whole pull down. Each success then adds
+    back 1/16 of what the cut took, so the rate is back where it was after 16 good answers
+    whatever it was (and keeps climbing, up to ``max_rps`` when one was given). Only one
+    halving per round: 429s to requests sent before the last cut do not cut again.
     """
 
     def __init__(self, clock: Clock = SYSTEM_CLOCK, max_rps: float | None = None) -> None:
@@ -194,18 +199,20 @@ class Pacer:
                 self._resume_at = resume
             if sent_at >= self._last_cut:
                 current = self.rate if self.rate is not None else self._observed_rate()
-                self.rate = max(MIN_RATE, current / 2.0)
-                # Climb back to the rate before the cut in about 32 good answers.
-                self._step = self.rate / 32.0
+                if current is not None:
+                    self.rate = max(MIN_RATE, current / 2.0)
+                    # Back to the rate before the cut in RECOVERY_STEPS good answers.
+                    self._step = max(current, MIN_RATE) / (2.0 * RECOVERY_STEPS)
                 self._last_cut = now
+                self._starts.clear()  # measure afresh after the pause, not across it
             self._next_slot = max(self._next_slot, self._resume_at)
         return pause
 
-    def _observed_rate(self) -> float:
-        """Requests per second over the recent starts (lock held)."""
-        if len(self._starts) < 2:
-            return 1.0
+    def _observed_rate(self) -> float | None:
+        """Requests per second over the recent starts, None when too few to tell (lock held)."""
+        if len(self._starts) < MIN_SAMPLES:
+            return None
         span = self._starts[-1] - self._starts[0]
         if span <= 0:
-            return float(len(self._starts))
+            return None  # all at once: no rate to speak of
         return (len(self._starts) - 1) / span

@@ -220,7 +220,7 @@ def test_429_with_retry_after_seconds_pauses_without_really_sleeping(
     with ApiClient(emu.base_url, TOKEN, clock=clock) as client:
         client.fetch_json(f"{emu.base_url}/events")
         assert client.pacer.paused_for == pytest.approx(7.0)
-        assert client.pacer.rate is not None  # halved from unlimited to a measured rate
+        assert client.pacer.rate is None  # one request measures no rate: no cap from it
     assert time.monotonic() - started < 1.0
     assert pytest.approx(7.0) in clock.sleeps
     assert emu.count("/core/events", 429) == 1 and emu.count("/core/events", 200) == 1
@@ -301,3 +301,28 @@ def test_header_failures_never_carry_the_header_into_the_error(
     assert "SECRETPART" not in chain
     assert "header could not be sent" in str(error) and emu.base_url in str(error)
     assert emu.requests == []
+
+
+def test_a_429_with_no_measured_rate_only_pauses() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock)
+    sent = pacer.acquire()
+    pacer.on_throttle(1.0, sent, 0)
+    assert pacer.rate is None  # one request tells no rate: no cap guessed from it
+    after = pacer.acquire()
+    assert after == pytest.approx(sent + 1.0)
+    starts = [pacer.acquire() for _ in range(50)]
+    assert starts[-1] == after  # no spacing: unlimited as before
+
+
+def test_after_a_cut_the_measured_rate_comes_back_within_a_bounded_number_of_answers() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock)
+    for _ in range(20):  # 100 requests per second, measured
+        sent = pacer.acquire()
+        clock.sleep(0.01)
+    pacer.on_throttle(1.0, sent, 0)
+    assert pacer.rate == pytest.approx(50.0, rel=0.05)
+    for _ in range(16):
+        pacer.on_success()
+    assert pacer.rate == pytest.approx(100.0, rel=0.05)
