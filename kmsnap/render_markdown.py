@@ -8,6 +8,8 @@ the whole comment stays within a size limit (GitHub's 65,536 characters by defau
 from __future__ import annotations
 
 import html
+import re
+import shlex
 from typing import Any
 
 from kmsnap.diff import CHANGE_TYPES, SEVERITIES, Change, ChangeSet
@@ -26,13 +28,12 @@ from kmsnap.render_base import (
     show_value,
 )
 
-__all__ = ["GITHUB_COMMENT_LIMIT", "md_escape", "render_markdown"]
+__all__ = ["GITHUB_COMMENT_LIMIT", "md_escape", "render_markdown", "see_all_command"]
 
 GITHUB_COMMENT_LIMIT = 65536
 FOLD_OVER = 10  # a product section with more changes than this is folded
 FOLD_BREAKING_OVER = 25  # breaking changes stay open longer: they are what reviewers need
 VALUE_CHARS = 200  # a longer field value is cut in the comment (the text format has it all)
-SEE_ALL = "kmsnap diff --format text OLD NEW"
 
 # Every ASCII punctuation character CommonMark/GFM may treat as markup somewhere (emphasis,
 # code, links, headings, lists, tables, strikethrough, math, emoji shortcodes); a backslash
@@ -99,8 +100,31 @@ class _Page:
         return self.used + _units(text) + reserve <= self.limit
 
 
-def render_markdown(cs: ChangeSet, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
-    """A pull-request comment for ``cs``, never longer than ``limit`` characters."""
+def see_all_command(old_label: str, new_label: str) -> str:
+    """The command that shows every change of a diff: ``kmsnap diff --format text OLD NEW``
+    with the real labels, shell-quoted."""
+    return f"kmsnap diff --format text {_shell_word(old_label)} {_shell_word(new_label)}"
+
+
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_@%+=:,./-][A-Za-z0-9_@%+=:,./~-]*\Z")
+
+
+def _shell_word(text: str) -> str:
+    """``text`` as one shell word: as it is when plain (``HEAD~1:snapshots``: a ``~`` past
+    the start expands nothing), else single-quoted."""
+    return text if _PLAIN_WORD.match(text) else shlex.quote(text)
+
+
+def render_markdown(
+    cs: ChangeSet, *, limit: int = GITHUB_COMMENT_LIMIT, see_all: str | None = None
+) -> str:
+    """A pull-request comment for ``cs``, never longer than ``limit`` characters.
+
+    Past the limit, a note says how many changes are left out and which command shows them
+    all: ``see_all``, by default ``kmsnap diff --format text`` with the change set's labels.
+    """
+    if see_all is None:
+        see_all = see_all_command(cs.old_label, cs.new_label)
     page = _Page(limit)
     page.add(_header(cs))
     if not cs.changes:
@@ -139,7 +163,7 @@ def render_markdown(cs: ChangeSet, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
     shown = 0
     close = "\n</details>\n\n"
     # Room for the closing tag and the longest possible note, whatever happens next.
-    reserve = _units(close) + _units(_cut_note(len(cs.changes), len(cs.changes), limit))
+    reserve = _units(close) + _units(_cut_note(len(cs.changes), len(cs.changes), limit, see_all))
     stopped = False
     for heading, summary, items, fold in sections:
         opening = heading + (f"<details>\n<summary>{summary}</summary>\n\n" if fold else "")
@@ -159,7 +183,7 @@ def render_markdown(cs: ChangeSet, *, limit: int = GITHUB_COMMENT_LIMIT) -> str:
         if stopped:
             break
     if stopped:
-        page.add(_cut_note(len(cs.changes) - shown, len(cs.changes), limit))
+        page.add(_cut_note(len(cs.changes) - shown, len(cs.changes), limit, see_all))
     return _finish(page, limit)
 
 
@@ -245,10 +269,22 @@ def _item(change: Change, cs: ChangeSet, with_place: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _cut_note(left_out: int, total: int, limit: int) -> str:
+def _cut_note(left_out: int, total: int, limit: int, see_all: str) -> str:
     return (
         f"\n---\n\n**{left_out} of {plural(total, 'change')} {'is' if left_out == 1 else 'are'} "
         "not shown**: the full report would pass "
         f"the {limit:,}-character limit of a comment. See them all with "
-        f"`{SEE_ALL}`.\n"
+        f"{_code_span(escape(see_all))}.\n"
     )
+
+
+def _code_span(text: str) -> str:
+    """``text`` as an inline code span (literal: no markup, HTML or mention inside), fenced
+    with more backticks than any run of them in ``text``."""
+    longest = run = 0
+    for char in text:
+        run = run + 1 if char == "`" else 0
+        longest = max(longest, run)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") or longest else ""
+    return f"{fence}{pad}{text}{pad}{fence}"

@@ -90,6 +90,13 @@ def test_drift_and_fail_on_levels(
 
     code, out = check(capsys, "--format", "github", "--fail-on", "any")
     assert code == 2 and "::error title=" in out
+
+    for i, event_id in enumerate(events[4:64]):
+        emu.catalog.set_field("event", event_id, "description", f"changed {i} " + "d" * 80)
+    code, out = check(capsys, "--format", "markdown", "--max-chars", "3000")
+    assert code == 2 and len(out) <= 3000
+    assert "changes are not shown" in out
+    assert "`kmsnap check --snapshot snapshots --format text`" in out
     # The committed snapshot is never touched, and nothing is left behind.
     assert files(snapshots) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshots"]

@@ -180,3 +180,33 @@ def test_rev_path_against_a_real_repository(
     assert run(["diff", "HEAD~5:snapshots", "snapshots"]) == 1
     _, err = out_err(capsys)
     assert err.count("\n") == 1 and "HEAD~5" in err
+
+
+def test_max_chars_keeps_the_markdown_within_it_and_says_what_is_left_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, new = sample_pair()
+    for i in range(300):
+        new.entities["event"][f"n{i:03}"] = {
+            "id": f"n{i:03}", "product_id": "prod-1", "name": f"New event {i} " + "x" * 40
+        }
+    save_snapshot(old, tmp_path / "old")
+    save_snapshot(new, tmp_path / "new snap")
+    monkeypatch.chdir(tmp_path)
+    assert run(["diff", "--format", "markdown", "old", "new snap"]) == 0
+    full = out_err(capsys)[0]
+    assert "not shown" not in full and len(full) > 5000
+    assert run(["diff", "--format", "markdown", "--max-chars", "5000", "old", "new snap"]) == 0
+    out = out_err(capsys)[0]
+    assert len(out.encode("utf-16-le")) // 2 <= 5000
+    assert re.search(r"\*\*\d+ of 316 changes are not shown\*\*", out)
+    assert "`kmsnap diff --format text old 'new snap'`" in out
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert run(["diff", "-f", "github", "--max-chars", "5000", "old", "new snap"]) == 0
+    assert len(summary.read_text(encoding="utf-8")) <= 5001 and "not shown" in summary.read_text()
+    capsys.readouterr()
+    assert run(["diff", "--format", "text", "--max-chars", "5000", "old", "new snap"]) == 1
+    assert "--max-chars" in out_err(capsys)[1]
+    assert run(["diff", "--format", "markdown", "--max-chars", "10", "old", "new snap"]) == 1
+    assert "too small" in out_err(capsys)[1]

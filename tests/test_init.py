@@ -209,7 +209,16 @@ def test_review_updates_one_marked_comment() -> None:
     text = workflows("pr")[REVIEW_WORKFLOW]
     assert text.count("<!-- kmsnap-review -->") == 2  # written, then looked for
     assert "--method PATCH" in text and "--method POST" in text
-    assert 'kmsnap diff --format markdown "origin/$BASE_REF:$SNAPSHOT_DIR" "$SNAPSHOT_DIR"' in text
+    assert (
+        'kmsnap diff --format markdown --max-chars 65000 "origin/$BASE_REF:$SNAPSHOT_DIR" '
+        '"$SNAPSHOT_DIR"'
+    ) in text
+    # kmsnap keeps the comment within the limit and says what it leaves out: nothing in the
+    # workflow may cut it again (by Python len(), which is not GitHub's count).
+    steps = load(text)["jobs"]["review"]["steps"]
+    diff_step = next(s for s in steps if "kmsnap diff" in s.get("run", ""))
+    assert "python" not in diff_step["run"] and "65536" not in diff_step["run"]
+    assert '{ echo "<!-- kmsnap-review -->"; cat "$diff"; }' in diff_step["run"]
     assert "BASE_REF: ${{ github.base_ref }}" in text
     steps = load(text)["jobs"]["review"]["steps"]
     assert steps[-1]["if"] == "github.event.pull_request.head.repo.full_name == github.repository"

@@ -205,7 +205,7 @@ def test_markdown_never_passes_the_limit(limit: int) -> None:
     assert len(out.encode("utf-16-le")) // 2 <= limit
     m = re.search(r"\*\*(\d+) of 4000 changes are not shown\*\*", out)
     assert m is not None
-    assert "`kmsnap diff --format text OLD NEW`" in out
+    assert "`kmsnap diff --format text old new`" in out
     shown = out.count("\n- **")
     assert shown + int(m.group(1)) == 4000
     assert out.count("<details>") == out.count("</details>")
@@ -294,3 +294,17 @@ def test_counts_read_as_english() -> None:
         snap({}),
     )
     assert "<summary>26 breaking changes</summary>" in render_markdown(breaking)
+
+
+def test_the_cut_note_names_the_real_snapshots_shell_quoted() -> None:
+    cs = big(400)
+    cs.old_label, cs.new_label = "HEAD~1:snapshots", "my snapshots"
+    out = render_markdown(cs, limit=3000)
+    assert "`kmsnap diff --format text HEAD~1:snapshots 'my snapshots'`" in out
+    assert "OLD NEW" not in out
+    cs.old_label = "a`b\n@x <i>"
+    out = render_markdown(cs, limit=3000)
+    # A code span fenced past the label's own backticks: literal, one line, no mention.
+    assert "`` kmsnap diff --format text 'a`b\\n@x <i>' 'my snapshots' ``." in out
+    custom = render_markdown(cs, limit=3000, see_all="kmsnap check --snapshot s --format text")
+    assert "`kmsnap check --snapshot s --format text`." in custom

@@ -4,6 +4,7 @@ catalog, and print the change set in the chosen format."""
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from kmsnap.diff import ChangeSet, diff_snapshots, normalize_kinds, severity_at_
 from kmsnap.errors import ExitStatus, UsageError
 from kmsnap.model import KINDS
 from kmsnap.render import FORMATS, render, render_markdown
+from kmsnap.render_markdown import GITHUB_COMMENT_LIMIT
 
 if TYPE_CHECKING:
     from kmsnap.config import Config
@@ -74,13 +76,35 @@ def _use_color() -> bool:
     return sys.stdout.isatty() and "NO_COLOR" not in os.environ
 
 
-def _output(cs: ChangeSet, fmt: str) -> None:
-    _emit(render(cs, fmt, color=fmt == "text" and _use_color()))
+MIN_MAX_CHARS = 1000
+
+
+def _check_max_chars(max_chars: int | None, fmt: str) -> int:
+    """The markdown size limit: ``--max-chars``, else GitHub's comment limit."""
+    if max_chars is None:
+        return GITHUB_COMMENT_LIMIT
+    if fmt not in ("markdown", "github"):
+        raise UsageError(
+            f"--max-chars: applies to the markdown format (and github's step summary), "
+            f"not to {fmt}"
+        )
+    if max_chars < MIN_MAX_CHARS:
+        raise UsageError(f"--max-chars: {max_chars} is too small; use at least {MIN_MAX_CHARS}")
+    return max_chars
+
+
+def _output(
+    cs: ChangeSet, fmt: str, *, max_chars: int = GITHUB_COMMENT_LIMIT, see_all: str | None = None
+) -> None:
+    if fmt == "markdown":
+        _emit(render_markdown(cs, limit=max_chars, see_all=see_all))
+    else:
+        _emit(render(cs, fmt, color=fmt == "text" and _use_color()))
     summary = os.environ.get(STEP_SUMMARY_ENV)
     if fmt == "github" and summary:
         try:
             with open(summary, "a", encoding="utf-8") as handle:
-                handle.write(render_markdown(cs) + "\n")
+                handle.write(render_markdown(cs, limit=max_chars, see_all=see_all) + "\n")
         except OSError as exc:
             warn(f"cannot append the report to ${STEP_SUMMARY_ENV} ({summary}): {exc.strerror}")
 
@@ -119,6 +143,16 @@ FormatOption = Annotated[
         help="Output format: text, markdown, json or github (workflow annotations)",
     ),
 ]
+MaxCharsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--max-chars",
+        metavar="N",
+        show_default=False,
+        help="Markdown: keep the report within N characters, saying what is left out "
+        "[default: 65536, GitHub's limit for a comment]",
+    ),
+]
 KindOption = Annotated[
     list[str] | None,
     typer.Option(
@@ -143,6 +177,7 @@ def diff(
     exit_code: Annotated[
         bool, typer.Option("--exit-code", help="Exit with 2 when the snapshots differ")
     ] = False,
+    max_chars: MaxCharsOption = None,
 ) -> None:
     """Compare two snapshots: what was added, removed, changed, renamed or re-created.
 
@@ -160,10 +195,11 @@ def diff(
     from kmsnap.gitrev import open_source
 
     fmt = _check_format(fmt)
+    limit = _check_max_chars(max_chars, fmt)
     kinds = _check_kinds(kind)
     config = load_config()
     cs = _compare(open_source(old), open_source(new), config, with_stats=with_stats, kinds=kinds)
-    _output(cs, fmt)
+    _output(cs, fmt, max_chars=limit)
     if exit_code and cs.changes:
         raise typer.Exit(int(ExitStatus.CHANGES))
 
@@ -200,6 +236,7 @@ def check(
         bool, typer.Option("--with-stats", help="Count usage fields (total, ...) as drift too")
     ] = False,
     quiet: QuietOption = False,
+    max_chars: MaxCharsOption = None,
 ) -> None:
     """Pull the live catalog and compare it with the committed snapshot; exit 2 on drift.
 
@@ -216,6 +253,7 @@ def check(
     from kmsnap.config import load_config, resolve_settings
 
     fmt = _check_format(fmt)
+    limit = _check_max_chars(max_chars, fmt)
     kinds = _check_kinds(kind)
     config = load_config()
     settings = resolve_settings(config, {"fail_on": fail_on})
@@ -248,7 +286,8 @@ def check(
             with_stats=with_stats,
             kinds=kinds,
         )
-    _output(cs, fmt)
+    see_all = f"kmsnap check --snapshot {shlex.quote(str(snapshot_dir))} --format text"
+    _output(cs, fmt, max_chars=limit, see_all=see_all)
     if any(severity_at_least(change, settings.fail_on) for change in cs.changes):
         raise typer.Exit(int(ExitStatus.CHANGES))
 
