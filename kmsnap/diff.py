@@ -105,6 +105,9 @@ class ChangeSet:
     changes: list[Change] = field(default_factory=list)
     account_names: dict[str, str] = field(default_factory=dict)
     product_names: dict[str, str] = field(default_factory=dict)
+    # kind -> field -> reason: what kmsnap.yaml's ignore_fields left out of the comparison,
+    # for reports to say (not part of the JSON schema).
+    ignored: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, int]:
         """How many changes of each type, in the fixed order of ``CHANGE_TYPES``."""

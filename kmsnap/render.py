@@ -11,7 +11,9 @@ from typing import Any
 from kmsnap.diff import Change, ChangeSet
 from kmsnap.render_base import (
     CHANGE_WORDS,
+    IGNORED_HEADING,
     escape,
+    ignored_fields,
     iter_groups,
     new_name,
     old_name,
@@ -65,6 +67,8 @@ def render_text(cs: ChangeSet, *, color: bool = False) -> str:
             lines.extend(_text_change(change, indent, paint))
     lines.append("")
     lines.append(paint("heading", summary_line(cs)))
+    for path, reason in ignored_fields(cs):
+        lines.append(paint("dim", f"{IGNORED_HEADING}: {path} — {reason}"))
     return "\n".join(lines) + "\n"
 
 

@@ -185,3 +185,18 @@ def summary_line(cs: ChangeSet) -> str:
         return "No changes."
     parts = [f"{count} {CHANGE_WORDS[kind]}" for kind, count in cs.summary().items()]
     return "Catalog: " + ", ".join(parts) + "."
+
+
+IGNORED_HEADING = "Ignored by kmsnap.yaml"
+
+
+def ignored_fields(cs: ChangeSet) -> list[tuple[str, str]]:
+    """(``kind.field``, reason) for each field ``kmsnap.yaml`` left out, in kind order, each
+    part escaped like a name."""
+    from kmsnap.diff import kind_sort_key
+
+    out = []
+    for kind in sorted(cs.ignored, key=kind_sort_key):
+        for path, reason in sorted(cs.ignored[kind].items()):
+            out.append((f"{escape(kind)}.{escape(path)}", escape(reason)))
+    return out

@@ -16,7 +16,9 @@ from kmsnap.diff import CHANGE_TYPES, SEVERITIES, Change, ChangeSet
 from kmsnap.render_base import (
     ABSENT_TEXT,
     CHANGE_WORDS,
+    IGNORED_HEADING,
     escape,
+    ignored_fields,
     iter_groups,
     new_name,
     old_name,
@@ -127,7 +129,9 @@ def render_markdown(
         see_all = see_all_command(cs.old_label, cs.new_label)
     page = _Page(limit)
     page.add(_header(cs))
+    ignored = _ignored(cs)
     if not cs.changes:
+        page.add(ignored)
         return _finish(page, limit)
 
     breaking = [c for c in cs.changes if c.severity == "breaking"]
@@ -163,7 +167,11 @@ def render_markdown(
     shown = 0
     close = "\n</details>\n\n"
     # Room for the closing tag and the longest possible note, whatever happens next.
-    reserve = _units(close) + _units(_cut_note(len(cs.changes), len(cs.changes), limit, see_all))
+    reserve = (
+        _units(close)
+        + _units(_cut_note(len(cs.changes), len(cs.changes), limit, see_all))
+        + _units(ignored)
+    )
     stopped = False
     for heading, summary, items, fold in sections:
         opening = heading + (f"<details>\n<summary>{summary}</summary>\n\n" if fold else "")
@@ -182,9 +190,20 @@ def render_markdown(
         page.add(close if fold else "\n")
         if stopped:
             break
+    page.add(ignored)
     if stopped:
         page.add(_cut_note(len(cs.changes) - shown, len(cs.changes), limit, see_all))
     return _finish(page, limit)
+
+
+def _ignored(cs: ChangeSet) -> str:
+    """The fields ``kmsnap.yaml`` leaves out of the comparison, each with its reason."""
+    fields = ignored_fields(cs)
+    if not fields:
+        return ""
+    lines = [f"\n<sub>{IGNORED_HEADING} (not compared):</sub>\n"]
+    lines += [f"- <sub>{md_escape(path)} — {md_escape(reason)}</sub>" for path, reason in fields]
+    return "\n".join(lines) + "\n\n"
 
 
 def _finish(page: _Page, limit: int) -> str:

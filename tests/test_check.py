@@ -115,3 +115,19 @@ def test_errors_are_one_line(
     assert run(["check", "--quiet"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "wrong" not in err
+
+
+def test_check_says_which_fields_are_ignored(
+    live: tuple[Emulator, Path], capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    emu, _ = live
+    (tmp_path / "kmsnap.yaml").write_text(
+        "ignore_fields:\n  event:\n    description: edited freely\n", encoding="utf-8"
+    )
+    emu.catalog.set_field("event", emu.catalog.ids("event")[0], "description", "new text")
+    code, out = check(capsys)
+    assert code == 0
+    assert out.rstrip().splitlines()[-2:] == [
+        "No changes.",
+        "Ignored by kmsnap.yaml: event.description — edited freely",
+    ]

@@ -210,3 +210,45 @@ def test_max_chars_keeps_the_markdown_within_it_and_says_what_is_left_out(
     assert "--max-chars" in out_err(capsys)[1]
     assert run(["diff", "--format", "markdown", "--max-chars", "10", "old", "new snap"]) == 1
     assert "too small" in out_err(capsys)[1]
+
+
+def test_reports_say_which_fields_kmsnap_yaml_ignores_and_why(
+    pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (pair[0].parent / "kmsnap.yaml").write_text(
+        "ignore_fields:\n"
+        "  property:\n"
+        "    is_visible: toggled by the <b>@ops</b> team\n"
+        "  event:\n"
+        "    - field: description\n"
+        "      reason: edited freely by marketing\n",
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(pair[0].parent)
+    assert run(["diff", "old", "new"]) == 0
+    text = out_err(capsys)[0].rstrip().splitlines()
+    assert text[-3].startswith("Catalog: ")
+    assert text[-2:] == [
+        "Ignored by kmsnap.yaml: event.description — edited freely by marketing",
+        "Ignored by kmsnap.yaml: property.is_visible — toggled by the <b>@ops</b> team",
+    ]
+    assert run(["diff", "--format", "markdown", "old", "new"]) == 0
+    md = out_err(capsys)[0]
+    assert "Ignored by kmsnap.yaml" in md
+    assert "property\\.is\\_visible — toggled by the &lt;b&gt;@\u200bops&lt;/b&gt; team" in md
+    assert "event\\.description — edited freely by marketing" in md
+    summary = pair[0].parent / "summary.md"
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert run(["diff", "--format", "github", "old", "new"]) == 0
+    assert "event\\.description — edited freely by marketing" in summary.read_text(encoding="utf-8")
+    # No changes at all still says what was not compared; --kind keeps only its kinds.
+    assert run(["diff", "--kind", "event", "old", "old"]) == 0
+    assert out_err(capsys)[0].rstrip().splitlines()[-2:] == [
+        "No changes.",
+        "Ignored by kmsnap.yaml: event.description — edited freely by marketing",
+    ]
+    # JSON stays schema v1 as it was.
+    assert run(["diff", "--format", "json", "old", "new"]) == 0
+    assert list(json.loads(out_err(capsys)[0])) == [
+        "schema_version", "old", "new", "summary", "changes"
+    ]

@@ -26,7 +26,7 @@ from kmsnap.cli.pull import (
 )
 from kmsnap.diff import ChangeSet, diff_snapshots, normalize_kinds, severity_at_least
 from kmsnap.errors import ExitStatus, UsageError
-from kmsnap.model import KINDS
+from kmsnap.model import KINDS, kind_for_rel
 from kmsnap.render import FORMATS, render, render_markdown
 from kmsnap.render_markdown import GITHUB_COMMENT_LIMIT
 
@@ -117,13 +117,13 @@ def _compare(
     with_stats: bool,
     kinds: set[str] | None,
 ) -> ChangeSet:
-    from kmsnap.config import filter_snapshot, ignore_fields_by_kind
+    from kmsnap.config import filter_snapshot, ignore_fields_by_kind, ignore_reasons
     from kmsnap.store import load_pair
 
     old, new = load_pair(old_src, new_src, with_stats=with_stats)
     _validate_kinds(kinds, old, new)
     old, new = filter_snapshot(old, config), filter_snapshot(new, config)
-    return diff_snapshots(
+    cs = diff_snapshots(
         old,
         new,
         old_label=old_src.label,
@@ -132,6 +132,14 @@ def _compare(
         kinds=kinds,
         ignore_fields=ignore_fields_by_kind(config),
     )
+    # What the comparison left out, and why, for the report to say (kmsnap.yaml asks for a
+    # reason precisely so that reports can show it); only the kinds compared.
+    cs.ignored = {
+        kind: dict(reasons)
+        for kind, reasons in ignore_reasons(config).items()
+        if kinds is None or kind_for_rel(kind) in kinds
+    }
+    return cs
 
 
 FormatOption = Annotated[
