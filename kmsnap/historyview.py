@@ -5,7 +5,7 @@ JSON renderings of ``kmsnap log``. Pure: data in, data or ``str`` out.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,9 +28,12 @@ from kmsnap.render_markdown import md_escape
 __all__ = [
     "LOG_FORMATS",
     "SEVERITY_LEVELS",
+    "EntityGroup",
     "TimelineEvent",
+    "entity_groups",
     "entity_timeline",
     "filter_entries",
+    "place_names",
     "render_changes_text",
     "render_log",
     "render_timeline",
@@ -218,10 +221,139 @@ def _count(n: int) -> str:
     return plural(n, "change")
 
 
-def render_timeline(query: str, events: Sequence[TimelineEvent], fmt: str) -> str:
-    """One entity's timeline (oldest first) as ``text``, ``markdown`` or ``json``."""
+@dataclass
+class EntityGroup:
+    """The timeline of one entity, re-creations followed: its kind, its ids oldest first,
+    where it lives, and its events oldest first."""
+
+    kind: str
+    ids: list[str]
+    account_id: str | None
+    product_id: str | None
+    events: list[TimelineEvent]
+
+    @property
+    def name(self) -> str | None:
+        """The entity's latest name."""
+        for event in reversed(self.events):
+            name = new_name(event.change)
+            if name is not None:
+                return name
+        return None
+
+
+def entity_groups(events: Sequence[TimelineEvent]) -> list[EntityGroup]:
+    """``events`` (oldest first) split per entity: a re-created entity and its predecessor are
+    one; groups in the order of their first event."""
+    parent: dict[tuple[str, str], tuple[str, str]] = {}
+
+    def find(key: tuple[str, str]) -> tuple[str, str]:
+        while parent.setdefault(key, key) != key:
+            key = parent[key]
+        return key
+
+    for event in events:
+        change = event.change
+        find((change.kind, change.id))
+        if change.change == "recreated" and change.old_id is not None:
+            parent[find((change.kind, change.old_id))] = find((change.kind, change.id))
+    groups: dict[tuple[str, str], EntityGroup] = {}
+    for event in events:
+        change = event.change
+        root = find((change.kind, change.id))
+        group = groups.get(root)
+        if group is None:
+            group = groups[root] = EntityGroup(change.kind, [], None, None, [])
+        for entity_id in (change.old_id, change.id):
+            if entity_id is not None and entity_id not in group.ids:
+                group.ids.append(entity_id)
+        group.account_id = change.account_id or group.account_id
+        group.product_id = change.product_id or group.product_id
+        group.events.append(event)
+    return list(groups.values())
+
+
+def place_names(entries: Iterable[LogEntry]) -> tuple[dict[str, str], dict[str, str]]:
+    """(account id -> name, product id -> name) as the history knows them, latest name wins:
+    from the changes to accounts and products themselves."""
+    accounts: dict[str, str] = {}
+    products: dict[str, str] = {}
+    for entry in reversed(list(entries)):  # oldest first, so the newest name wins
+        for change in entry.changes:
+            name = new_name(change)
+            if name is None:
+                continue
+            if change.kind == "account":
+                accounts[change.id] = name
+            elif change.kind == "product":
+                products[change.id] = name
+    return accounts, products
+
+
+def _group_place(
+    group: EntityGroup, accounts: Mapping[str, str], products: Mapping[str, str]
+) -> str:
+    parts = []
+    if group.account_id is not None and group.kind != "account":
+        name = accounts.get(group.account_id)
+        parts.append(
+            f"account {quote(name)}"
+            if name is not None
+            else f"account [{escape(group.account_id)}]"
+        )
+    if group.product_id is not None and group.kind != "product":
+        name = products.get(group.product_id)
+        parts.append(
+            f"product {quote(name)}"
+            if name is not None
+            else f"product [{escape(group.product_id)}]"
+        )
+    return " › ".join(parts) if parts else "(no account or product)"
+
+
+def _group_title(
+    group: EntityGroup, accounts: Mapping[str, str], products: Mapping[str, str]
+) -> str:
+    ids = " → ".join(escape(i) for i in group.ids)
+    return (
+        f"{show_kind(group.kind)} {quote(group.name)} [{ids}] in "
+        f"{_group_place(group, accounts, products)}"
+    )
+
+
+def render_timeline(
+    query: str,
+    events: Sequence[TimelineEvent],
+    fmt: str,
+    *,
+    account_names: Mapping[str, str] | None = None,
+    product_names: Mapping[str, str] | None = None,
+) -> str:
+    """The timeline (oldest first) of each entity ``query`` matched, as ``text``,
+    ``markdown`` or ``json``: one section per entity, saying where it lives (account and
+    product names from ``account_names``/``product_names``, else ids), and saying so when
+    a name matched several entities."""
+    accounts = account_names or {}
+    products = product_names or {}
+    groups = entity_groups(events)
     if fmt == "json":
-        data = {"entity": query, "events": [e.to_json() for e in events]}
+        data = {
+            "entity": query,
+            "events": [e.to_json() for e in events],
+            "entities": [
+                {
+                    "kind": g.kind,
+                    "ids": g.ids,
+                    "name": g.name,
+                    "account_id": g.account_id,
+                    "account_name": accounts.get(g.account_id or ""),
+                    "product_id": g.product_id,
+                    "product_name": products.get(g.product_id or ""),
+                    "events": [e.to_json() for e in g.events],
+                }
+                for g in groups
+            ],
+        }
         return json.dumps(data, ensure_ascii=False, indent=2) + "\n"
     if fmt not in ("text", "markdown"):
         raise UsageError(f"--format {fmt!r}: use text, markdown or json")
@@ -230,16 +362,28 @@ def render_timeline(query: str, events: Sequence[TimelineEvent], fmt: str) -> st
     lines = [f"## {md_escape(title)}" if md else title, ""]
     if not events:
         lines.append("_No changes found._" if md else "No changes found for it in the history.")
-    for event in events:
-        commit = event.commit
-        where = (
-            f"{commit.date}  {commit.commit[:12]}  {escape(commit.author)}: "
-            f"{escape(commit.subject)}"
+    if len(groups) > 1:
+        several = (
+            f"{quote(query)} matches {len(groups)} entities; showing each (use an id to pick one)"
         )
+        lines += [md_escape(several) if md else several, ""]
+    for i, group in enumerate(groups):
+        if i:
+            lines.append("")
+        heading = _group_title(group, accounts, products)
+        lines.append(f"### {md_escape(heading)}" if md else heading)
         if md:
-            lines.append(f"- **{md_escape(where)}**")
-            lines.extend("  " + line for line in _md_changes([event.change]))
-        else:
-            lines.append(where)
-            lines.extend(render_changes_text([event.change], "    "))
+            lines.append("")
+        for event in group.events:
+            commit = event.commit
+            where = (
+                f"{commit.date}  {commit.commit[:12]}  {escape(commit.author)}: "
+                f"{escape(commit.subject)}"
+            )
+            if md:
+                lines.append(f"- **{md_escape(where)}**")
+                lines.extend("  " + line for line in _md_changes([event.change]))
+            else:
+                lines.append("  " + where)
+                lines.extend(render_changes_text([event.change], "      "))
     return "\n".join(lines) + "\n"

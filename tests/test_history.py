@@ -370,3 +370,45 @@ def test_an_empty_log_says_so_in_every_format(
     assert capsys.readouterr()[0] == "_No catalog changes._\n"
     assert run(["log", "--since", "2099-01-01", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr()[0]) == []
+
+
+def test_entity_by_a_shared_name_is_grouped_per_entity_with_its_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = Repo(tmp_path / "repo")
+    snap = catalog({"e1": {"name": "Checkout"}})
+    snap.add("product", {"id": "p2", "account_id": "a1", "name": "iOS <b>"})
+    snap.add("event", {"id": "f1", "product_id": "p2", "name": "Checkout"})
+    repo.save(snap)
+    repo.commit("one")
+    later = copy.deepcopy(snap)
+    del later.entities["event"]["f1"]
+    later.add("event", {"id": "f2", "product_id": "p2", "name": "Checkout"})  # re-created
+    later.entities["event"]["e1"]["description"] = "paid"
+    repo.save(later)
+    repo.commit("two")
+    monkeypatch.chdir(repo.path)
+
+    assert run(["log", "--entity", "Checkout"]) == 0
+    text = capsys.readouterr()[0]
+    assert '"Checkout" matches 2 entities; showing each (use an id to pick one)' in text
+    web = text.index('event "Checkout" [e1] in account "Acme" › product "Web"')
+    ios = text.index('event "Checkout" [f1 → f2] in account "Acme" › product "iOS <b>"')
+    assert web < ios  # in the order of their first change, each with its own events
+    assert text.index("description:") < ios and text.index("re-created [f1 → f2]") > ios
+
+    assert run(["log", "--entity", "f2", "--kind", "event"]) == 0
+    one = capsys.readouterr()[0]
+    assert "matches" not in one and 'product "iOS <b>"' in one and "[e1]" not in one
+
+    assert run(["log", "--entity", "Checkout", "--format", "markdown"]) == 0
+    md = capsys.readouterr()[0]
+    assert "matches 2 entities" in md and "iOS &lt;b&gt;" in md and "<b>" not in md
+
+    assert run(["log", "--entity", "Checkout", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr()[0])
+    assert len(data["events"]) == 4  # the flat list stays
+    assert [(g["ids"], g["product_name"]) for g in data["entities"]] == [
+        (["e1"], "Web"),
+        (["f1", "f2"], "iOS <b>"),
+    ]

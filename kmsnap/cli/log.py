@@ -126,6 +126,7 @@ def log_command(
         SEVERITY_LEVELS,
         entity_timeline,
         filter_entries,
+        place_names,
         render_log,
         render_timeline,
     )
@@ -152,7 +153,15 @@ def log_command(
     history = load_history(query, cwd=cwd, warn=warn)
     if entity is not None:
         entries = filter_entries(history.entries, kinds=kind, severity=severity)
-        text = render_timeline(entity, entity_timeline(entries, entity), fmt)
+        # Names of accounts and products from the whole history, not only the kinds asked for.
+        accounts, products = place_names(history.entries)
+        text = render_timeline(
+            entity,
+            entity_timeline(entries, entity),
+            fmt,
+            account_names=accounts,
+            product_names=products,
+        )
     else:
         entries = filter_entries(
             history.entries, kinds=kind, severity=severity, include_empty=all_commits
