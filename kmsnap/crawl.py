@@ -87,6 +87,14 @@ class _Collection:
 ProgressCallback = Callable[[ProgressEvent], None]
 
 
+class _ShortPage(Exception):
+    """A page before the end came back empty: the collection cannot add up to its total."""
+
+    def __init__(self, message: str, url: str) -> None:
+        super().__init__(message)
+        self.url = url
+
+
 class _Crawler:
     def __init__(self, client: ApiClient, options: PullOptions,
                  progress: ProgressCallback | None) -> None:
@@ -197,11 +205,24 @@ class _Crawler:
 
     def run(self, collections: list[_Collection], pool: ThreadPoolExecutor) -> None:
         """Fetch the collections' pages, concurrently, until every one is complete."""
-        futures: dict[Future[_Page], tuple[_Collection, int]] = {}
+        # future -> (collection, page index, the collection's attempt it belongs to)
+        futures: dict[Future[_Page], tuple[_Collection, int, int]] = {}
 
         def submit(col: _Collection, index: int, url: str) -> None:
-            futures[pool.submit(self.fetch_page, col.kind, url)] = (col, index)
+            futures[pool.submit(self.fetch_page, col.kind, url)] = (col, index, col.attempt)
             col.pending += 1
+
+        def refetch(col: _Collection, short: _ShortPage) -> None:
+            """Drop what was fetched and asked for, and fetch the collection once more."""
+            if col.attempt > 0:
+                raise IncompleteError(
+                    f"{short}, also when fetched again: the API is not giving the whole "
+                    "collection; run it again later", url=short.url)
+            for future, (other, _, _) in list(futures.items()):
+                if other is col and future.cancel():
+                    del futures[future]
+            col.attempt, col.moved, col.total, col.pages, col.pending = 1, False, None, {}, 0
+            submit(col, 0, col.url)
 
         for col in collections:
             submit(col, 0, col.url)
@@ -209,7 +230,9 @@ class _Crawler:
             while futures:
                 done, _ = wait(futures, return_when=FIRST_COMPLETED)
                 for future in done:
-                    col, index = futures.pop(future)
+                    col, index, attempt = futures.pop(future)
+                    if attempt != col.attempt:
+                        continue  # a page of an attempt given up: its answer no longer counts
                     col.pending -= 1
                     try:
                         page = future.result()
@@ -218,7 +241,12 @@ class _Crawler:
                             self.warn(f"skipped link {col.kind!r}: {exc}")
                             continue
                         raise
-                    for index_, url in self.take_page(col, index, page):
+                    try:
+                        more = self.take_page(col, index, page)
+                    except _ShortPage as short:
+                        refetch(col, short)
+                        continue
+                    for index_, url in more:
                         submit(col, index_, url)
                     if col.pending == 0 and col.pages:
                         if self.finish(col):
@@ -250,18 +278,24 @@ class _Crawler:
                 if not 0 <= col.total <= MAX_TOTAL:
                     raise ApiError(f"GET {page.url}: implausible pagination.total {col.total}",
                                    url=page.url)
-                if col.limit <= 0 and col.total > 0:
-                    raise IncompleteError(
-                        f"GET {page.url}: an empty first page but pagination.total is "
-                        f"{col.total}", url=page.url)
+                if not page.records and col.total > 0:
+                    raise _ShortPage(f"GET {page.url}: an empty first page but its "
+                                     f"pagination.total is {col.total}", page.url)
                 count = math.ceil(col.total / col.limit) if col.total else 1
                 if count > MAX_PAGES:
                     raise ApiError(f"GET {page.url}: {count} pages of {col.limit}; refusing",
                                    url=page.url)
                 more = [(i, page_url(page.url, col.limit, i * col.limit)) for i in range(1, count)]
             col.visited = {page.url}
-        elif col.total is not None and page.total != col.total:
-            col.moved = True  # the catalog changed between pages
+        elif col.total is not None:
+            if not page.records:  # only pages before the end are asked for
+                # Every later page would come back empty too: no point fetching them.
+                says = f"; this page says {page.total}" if page.total != col.total else ""
+                raise _ShortPage(f"GET {page.url}: an empty page at offset {index * col.limit} "
+                                 f"but the first page's pagination.total is {col.total}{says}",
+                                 page.url)
+            if page.total != col.total:
+                col.moved = True  # the catalog changed between pages
         if col.total is None and page.next_url:  # no total: walk ``next`` one by one
             if page.next_url in col.visited or len(col.visited) >= MAX_PAGES:
                 raise ApiError(f"GET {page.url}: 'next' links go round in a circle",
