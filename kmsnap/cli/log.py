@@ -149,6 +149,7 @@ def log_command(
         ignore_fields=ignore_fields_by_kind(config),
         strict=strict,
         use_cache=not no_cache,
+        select=config,
     )
     history = load_history(query, cwd=cwd, warn=warn)
     if entity is not None:
