@@ -20,6 +20,8 @@ from kmsnap.errors import ExitStatus, KmsnapError
 
 __all__ = ["app", "main", "run"]
 
+INTERRUPTED = 130  # typer's exit status for Ctrl-C; kmsnap says so and exits 1 (DESIGN)
+
 
 def _fail(message: str) -> int:
     err_console.print(f"kmsnap: error: {message}", markup=False)
@@ -37,6 +39,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         return _fail(str(exc))
     except typer.Exit as exc:
+        if exc.exit_code == INTERRUPTED:
+            return _fail("interrupted")
         return int(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         return _fail("interrupted")
@@ -52,6 +56,10 @@ def run(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
             return int(ExitStatus.ERROR)
         return _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
+    if result == INTERRUPTED:
+        # typer turns Ctrl-C into Exit(130), which standalone_mode=False hands back as the
+        # result: the except clauses above never see the KeyboardInterrupt.
+        return _fail("interrupted")
     return int(result) if isinstance(result, int) else int(ExitStatus.OK)
 
 
