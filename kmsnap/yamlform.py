@@ -25,6 +25,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from kmsnap.errors import SnapshotError
+
 Record = dict[str, Any]
 
 # Plain keys that a YAML 1.1 reader would turn into booleans or null: always quoted.
@@ -32,8 +34,17 @@ _SPECIAL_WORDS = ("y", "n", "yes", "no", "on", "off", "true", "false", "null")
 _WORDS = "|".join(_SPECIAL_WORDS)
 _PLAIN_KEY = re.compile(rf"(?!(?:{_WORDS})\Z)[a-z_][a-z0-9_]{{0,199}}\Z")
 # PyYAML cannot read a simple key longer than 1024 characters: a longer field name is
-# refused when writing and left to the safe loader (which reports it) when reading.
+# refused when writing (a SnapshotError naming the entity) and left to the safe loader
+# (which reports it) when reading. An explicit ``? key`` would do, but not in the fast form.
 MAX_KEY_CHARS = 1000
+
+
+class KeyTooLong(ValueError):
+    """A field name too long for every YAML reader to read back as a key."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"a field name longer than {MAX_KEY_CHARS} characters: {key[:40]!r}...")
+        self.key = key
 
 # Characters json.dumps(ensure_ascii=False) leaves raw but YAML forbids or folds.
 _EXTRA = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
@@ -72,7 +83,7 @@ def format_key(key: str) -> str:
         return key
     quoted = _quote(key)
     if len(quoted) > MAX_KEY_CHARS:
-        raise ValueError(f"a field name longer than {MAX_KEY_CHARS} characters: {key[:40]!r}...")
+        raise KeyTooLong(key)
     return quoted
 
 
@@ -96,7 +107,7 @@ def format_value(value: Any) -> str:
             if not isinstance(key, str):
                 raise TypeError(f"mapping keys must be strings, not {type(key).__name__}")
             if len(_quote(key)) > MAX_KEY_CHARS:
-                raise ValueError(f"a key longer than {MAX_KEY_CHARS} characters")
+                raise KeyTooLong(key)
         return "{" + ", ".join(f"{_quote(k)}: {format_value(v)}" for k, v in items) + "}"
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(format_value(v) for v in value) + "]"
@@ -119,9 +130,16 @@ _NOT_FLAT = re.compile("\x01(?:[\\[{]|-?[0-9]+[.e]|-?Infinity|NaN)")
 def _dump_record_slow(record: Mapping[str, Any], first: str, rest: str) -> list[str]:
     lines = []
     prefix = first
-    for key, value in record.items():
-        lines.append(f"{prefix}{format_key(key)}: {format_value(value)}\n")
-        prefix = rest
+    try:
+        for key, value in record.items():
+            lines.append(f"{prefix}{format_key(key)}: {format_value(value)}\n")
+            prefix = rest
+    except KeyTooLong as exc:
+        entity = record.get("id")
+        raise SnapshotError(
+            f"cannot store entity {entity!r}: field name {exc.key[:40]!r}... is longer than "
+            f"{MAX_KEY_CHARS} characters, more than YAML readers take as a key"
+        ) from None
     return lines
 
 

@@ -155,6 +155,21 @@ def test_token_file_and_its_permissions(
     assert {r.authorization for r in emu.requests} == {f"Bearer {SECRET}"}
 
 
+def test_a_field_name_too_long_for_yaml_is_a_one_line_error(
+    make_emulator: MakeEmulator, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    catalog = events_catalog(3)
+    eid = catalog.ids("event")[1]
+    catalog.set_field("event", eid, "K" * 2000, 1)
+    emu = make_emulator(catalog, token=SECRET)
+    out = tmp_path / "s"
+    assert run(["pull", "--quiet", "--api", emu.base_url, "--out", str(out)]) == 1
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and "internal error" not in err
+    assert f"entity {eid!r}" in err and "longer than 1000 characters" in err
+    assert not out.exists()
+
+
 def test_quiet_prints_nothing_on_success(
     make_emulator: MakeEmulator, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:

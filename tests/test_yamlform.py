@@ -140,8 +140,11 @@ def test_long_strings_in_nested_values_survive() -> None:
 
 
 def test_field_names_too_long_for_yaml_are_quoted_refused_or_deferred() -> None:
-    with pytest.raises(ValueError, match="longer than"):
-        yamlform.dump_collection([{"id": "a", "K" * 2000: 1}])
+    for records in ([{"id": "a", "K" * 2000: 1}], [{"id": "a", "c": {"K" * 2000: 1}}]):
+        with pytest.raises(SnapshotError, match="entity 'a'.*longer than 1000"):
+            yamlform.dump_collection(records)
+        with pytest.raises(SnapshotError, match="entity 'a'.*longer than 1000"):
+            yamlform.dump_mapping(records[0])
     records = [{"id": "a", "k" * 500: 1}]
     text = yamlform.dump_collection(records)
     assert _fast(text) == records == yaml.safe_load(text)
