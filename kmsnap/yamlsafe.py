@@ -1,12 +1,13 @@
 """The strict fallback loader for snapshot files that are not in the canonical fast form.
 
 PyYAML's safe loader, narrowed to what kmsnap writes: no tags, no anchors or aliases (no
-alias bombs), no merge keys, no implicit timestamps; errors become ``SnapshotError`` with the
-file and 1-based line.
+alias bombs), no merge keys, no implicit timestamps, no plain scalars that YAML 1.1 and 1.2
+readers read differently; errors become ``SnapshotError`` with the file and 1-based line.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -17,6 +18,39 @@ from kmsnap.errors import SnapshotError
 
 # Values a JSON API can send; anything else from a hand-edited file is refused.
 _JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+# Plain scalars every YAML reader reads alike: null (also empty), booleans, decimal integers,
+# floats with a ``.`` (and a signed exponent), infinities and NaN; and unsigned hexadecimal,
+# an integer of the same value in YAML 1.1 and in 1.2's core schema (yq, js-yaml, ruamel).
+_UNAMBIGUOUS = re.compile(
+    r"(?:|null|Null|NULL|~|true|True|TRUE|false|False|FALSE"
+    r"|[-+]?(?:0|[1-9][0-9]*)|0x[0-9a-fA-F]+"
+    r"|[-+]?[0-9]+\.[0-9]*(?:[eE][-+][0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))\Z"
+)
+# What a YAML 1.2 reader (core schema) takes for a number, and the booleans of the YAML 1.1
+# spec that PyYAML leaves as strings: a plain scalar PyYAML reads as a string must match none.
+_NOT_STRING_ELSEWHERE = re.compile(
+    r"(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+"
+    r"|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)|[yYnN])\Z"
+)
+_STR_TAG = "tag:yaml.org,2002:str"
+# Dates and merge keys are refused by the loader with a message of their own.
+_OWN_MESSAGE_TAGS = frozenset({"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:merge"})
+
+
+def _ambiguous(node: ScalarNode) -> bool:
+    """Whether YAML 1.1 and 1.2 readers could read this plain scalar as different values."""
+    text = node.value
+    if _UNAMBIGUOUS.match(text):
+        return False
+    if node.tag == _STR_TAG:
+        return _NOT_STRING_ELSEWHERE.match(text) is not None
+    # PyYAML (YAML 1.1) made it a boolean, a number or a date where YAML 1.2 sees a string
+    # or another number: yes/no/on/off, 012, 0x1F, 0b101, 1_000, 1:30, 1e3-less floats...
+    return node.tag not in _OWN_MESSAGE_TAGS
 
 
 class _Refused(yaml.MarkedYAMLError):
@@ -38,7 +72,11 @@ class StrictLoader(yaml.SafeLoader):
             raise _refuse("anchors (&name) are not allowed", event.start_mark)
         if getattr(event, "tag", None) is not None:
             raise _refuse("tags (!name) are not allowed", event.start_mark)
-        return super().compose_node(parent, index)
+        node = super().compose_node(parent, index)
+        if isinstance(node, ScalarNode) and node.style is None and _ambiguous(node):
+            shown = node.value if len(node.value) <= 40 else node.value[:40] + "..."
+            raise _refuse(f"ambiguous plain value {shown!r}: quote it", node.start_mark)
+        return node
 
     def flatten_mapping(self, node: MappingNode) -> None:
         for key_node, _ in node.value:

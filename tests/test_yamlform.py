@@ -199,3 +199,34 @@ def test_any_yaml_document_is_deferred_or_read_as_the_safe_loader_reads_it(
     value = yamlform.fast_load(text)
     if value is not None:
         assert value == yaml.safe_load(text)
+
+
+AMBIGUOUS_PLAIN = [
+    "yes", "No", "ON", "off", "Y", "n", "012", "08", "-0x1F", "0x1_F", "0b101", "0o17", "1_000",
+    "1:30", "1:20:30", "1e3", "1E3", "1.0e3", "-.5", ".5", "1_000.5", "=",
+]
+PLAIN_READ_ALIKE = {
+    "true": True, "False": False, "null": None, "~": None, "": None, "12": 12, "-3": -3,
+    "0": 0, "1.5": 1.5, "1.0e+20": 1.0e20, "-1.5e-3": -1.5e-3, ".inf": math.inf,
+    "-.inf": -math.inf, "0x1F": 31, "NaN": "NaN", "hello": "hello", "1.2.3": "1.2.3",
+    "v1": "v1", "1a": "1a", "a b": "a b",
+}
+
+
+@pytest.mark.parametrize("plain", AMBIGUOUS_PLAIN)
+def test_plain_values_yaml_1_1_and_1_2_read_differently_are_refused(plain: str) -> None:
+    text = f'- id: "a"\n  name: "x"\n  v: {plain}\n'
+    assert yamlform.fast_load(text) is None
+    with pytest.raises(SnapshotError) as info:
+        safe_load(text.encode(), "events.yaml")
+    assert str(info.value) == f"events.yaml:3: ambiguous plain value {plain!r}: quote it"
+    with pytest.raises(SnapshotError, match="ambiguous plain value"):  # as a key too
+        safe_load(f'- id: "a"\n  {plain}: 1\n'.encode(), "events.yaml")
+    quoted = f'- id: "a"\n  name: "x"\n  v: "{plain}"\n'
+    assert safe_load(quoted.encode(), "events.yaml")[0]["v"] == plain
+
+
+@pytest.mark.parametrize("plain", sorted(PLAIN_READ_ALIKE))
+def test_plain_values_every_yaml_reads_alike_are_accepted(plain: str) -> None:
+    text = f"- id: 'a'\n  v: {plain}\n"
+    assert safe_load(text.encode(), "events.yaml")[0]["v"] == PLAIN_READ_ALIKE[plain]
