@@ -33,6 +33,23 @@ def stderr_is_terminal() -> bool:
     return sys.stderr.isatty()
 
 
+def stdout_color() -> bool:
+    """Colour on stdout: only on a terminal, and never with NO_COLOR set."""
+    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+
+
+def emit(text: str) -> None:
+    """Write ``text`` to stdout as UTF-8 whatever the locale says (names hold any Unicode):
+    a C locale's ASCII stdout must not turn an emoji in an event name into a crash."""
+    stream = sys.stdout
+    try:
+        stream.write(text)
+    except UnicodeEncodeError:
+        stream.flush()
+        stream.buffer.write(text.encode("utf-8"))
+    stream.flush()
+
+
 def resolve_api(flag: str | None, config_value: str | None = None) -> str:
     """The API base URL: --api, else $KMSNAP_API, else the config file, else the default."""
     for candidate in (flag, os.environ.get(API_ENV), config_value):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from kmsnap.cli._common import emit, stdout_color
 from kmsnap.cli.app import app
 
 if TYPE_CHECKING:
@@ -23,22 +22,14 @@ class _Printer:
     """Headed sections on stdout; colour only on a terminal (and never with NO_COLOR)."""
 
     def __init__(self) -> None:
-        self.color = sys.stdout.isatty() and "NO_COLOR" not in os.environ
+        self.color = stdout_color()
         self.number = 0
 
     def paint(self, style: str, text: str) -> str:
         return f"{style}{text}{_RESET}" if self.color else text
 
     def write(self, text: str = "") -> None:
-        # Names in the catalog hold any Unicode; a C locale's ASCII stdout must not stop the demo.
-        stream = sys.stdout
-        text += "\n"
-        try:
-            stream.write(text)
-        except UnicodeEncodeError:
-            stream.flush()
-            stream.buffer.write(text.encode("utf-8"))
-        stream.flush()
+        emit(text + "\n")
 
     def heading(self, title: str) -> None:
         self.number += 1

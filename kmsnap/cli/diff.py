@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kmsnap.cli._common import warn
+from kmsnap.cli._common import emit, stdout_color, warn
 from kmsnap.cli.app import app
 from kmsnap.cli.pull import (
     ApiOption,
@@ -61,21 +60,6 @@ def _validate_kinds(wanted: set[str] | None, *snapshots: Snapshot) -> None:
         raise UsageError(f"--kind: unknown kind {unknown[0]!r}; use one of {known}")
 
 
-def _emit(text: str) -> None:
-    """Write ``text`` to stdout as UTF-8 whatever the locale says (names hold any Unicode)."""
-    stream = sys.stdout
-    try:
-        stream.write(text)
-    except UnicodeEncodeError:
-        stream.flush()
-        stream.buffer.write(text.encode("utf-8"))
-    stream.flush()
-
-
-def _use_color() -> bool:
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
-
-
 MIN_MAX_CHARS = 1000
 
 
@@ -97,9 +81,9 @@ def _output(
     cs: ChangeSet, fmt: str, *, max_chars: int = GITHUB_COMMENT_LIMIT, see_all: str | None = None
 ) -> None:
     if fmt == "markdown":
-        _emit(render_markdown(cs, limit=max_chars, see_all=see_all))
+        emit(render_markdown(cs, limit=max_chars, see_all=see_all))
     else:
-        _emit(render(cs, fmt, color=fmt == "text" and _use_color()))
+        emit(render(cs, fmt, color=fmt == "text" and stdout_color()))
     summary = os.environ.get(STEP_SUMMARY_ENV)
     if fmt == "github" and summary:
         try:

@@ -3,13 +3,12 @@ diff driver runs (``git-textconv``, ``git-diff``)."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from kmsnap.cli._common import info, warn
+from kmsnap.cli._common import emit, info, warn
 from kmsnap.cli.app import app
 from kmsnap.errors import UsageError
 
@@ -168,23 +167,13 @@ def log_command(
             history.entries, kinds=kind, severity=severity, include_empty=all_commits
         )
         text = render_log(entries, fmt)
-    _emit(text)
+    emit(text)
     if timing:
         info(
             f"kmsnap log: {len(history.entries)} commits, {history.cache_hits} cached, "
             f"{history.cache_misses} computed, {history.blobs_read} blobs read, "
             f"{history.seconds:.2f}s"
         )
-
-
-def _emit(text: str) -> None:
-    stream = sys.stdout
-    try:
-        stream.write(text)
-    except UnicodeEncodeError:
-        stream.flush()
-        stream.buffer.write(text.encode("utf-8"))
-    stream.flush()
 
 
 @app.command("git-textconv", hidden=True)
