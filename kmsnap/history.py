@@ -45,6 +45,15 @@ class Commit:
     author: str
     subject: str
 
+    def to_json(self) -> dict[str, Any]:
+        """``{"commit", "date", "author", "subject"}``, as ``kmsnap log --format json`` shows."""
+        return {
+            "commit": self.commit,
+            "date": self.date,
+            "author": self.author,
+            "subject": self.subject,
+        }
+
 
 @dataclass
 class LogEntry:
@@ -56,13 +65,7 @@ class LogEntry:
 
     def to_json(self) -> dict[str, Any]:
         """``{"commit", "date", "author", "subject", "changes"}``: the ``--format json`` item."""
-        return {
-            "commit": self.commit.commit,
-            "date": self.commit.date,
-            "author": self.commit.author,
-            "subject": self.commit.subject,
-            "changes": [change.to_json() for change in self.changes],
-        }
+        return {**self.commit.to_json(), "changes": [c.to_json() for c in self.changes]}
 
 
 @dataclass(frozen=True)

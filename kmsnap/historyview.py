@@ -76,13 +76,7 @@ class TimelineEvent:
     change: Change
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "commit": self.commit.commit,
-            "date": self.commit.date,
-            "author": self.commit.author,
-            "subject": self.commit.subject,
-            "change": self.change.to_json(),
-        }
+        return {**self.commit.to_json(), "change": self.change.to_json()}
 
 
 def _names(change: Change) -> set[str]:
