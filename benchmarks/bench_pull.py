@@ -34,7 +34,7 @@ result = pull_snapshot(PullOptions(api=api, token=token))
 pulled = time.perf_counter()
 with tempfile.TemporaryDirectory() as tmp:
     save_snapshot(result.snapshot, Path(tmp) / "snapshots")
-written = time.perf_counter()
+    written = time.perf_counter()  # before the clean-up of the temporary directory
 print(json.dumps({"entities": result.snapshot.size(), "requests": result.requests,
                   "pull": pulled - started, "write": written - pulled,
                   "max_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
