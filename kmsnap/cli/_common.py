@@ -1,4 +1,4 @@
-"""Helpers shared by the commands: the stderr console, warnings, API and token resolution."""
+"""Helpers shared by the commands: the stderr console, warnings, stdout, the token."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ from rich.console import Console
 
 from kmsnap.errors import TokenError
 
-DEFAULT_API = "https://api.kissmetrics.com/core"
 TOKEN_ENV = "KISSMETRICS_TOKEN"
-API_ENV = "KMSNAP_API"
 
 # Everything but the result goes to stderr; stdout carries only the result.
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -48,14 +46,6 @@ def emit(text: str) -> None:
         stream.flush()
         stream.buffer.write(text.encode("utf-8"))
     stream.flush()
-
-
-def resolve_api(flag: str | None, config_value: str | None = None) -> str:
-    """The API base URL: --api, else $KMSNAP_API, else the config file, else the default."""
-    for candidate in (flag, os.environ.get(API_ENV), config_value):
-        if candidate:
-            return candidate.rstrip("/") if candidate.endswith("/") else candidate
-    return DEFAULT_API
 
 
 def read_token(token_file: Path | None) -> str:
