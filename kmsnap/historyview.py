@@ -14,14 +14,14 @@ from kmsnap.errors import UsageError
 from kmsnap.history import Commit, LogEntry
 from kmsnap.model import name_field
 from kmsnap.render_base import (
+    CHANGE_MARKS,
+    change_head,
     escape,
+    field_lines,
     new_name,
-    old_name,
     plural,
     quote,
-    rename_path,
     show_kind,
-    show_side,
 )
 from kmsnap.render_markdown import md_escape
 
@@ -126,34 +126,12 @@ def entity_timeline(entries: Sequence[LogEntry], name_or_id: str) -> list[Timeli
 
 # --- rendering --------------------------------------------------------------------------
 
-_MARKS = {"added": "+", "removed": "-", "changed": "~", "renamed": "~", "recreated": "-/+"}
-
-
 def _head(change: Change) -> str:
     """One line naming a change: ``~ event "Old" → "New" [id] renamed (breaking)``."""
-    ident = f"[{escape(change.id)}]"
-    if change.change == "renamed":
-        before, after = quote(old_name(change)), quote(new_name(change))
-        text = f"{show_kind(change.kind)} {before} → {after} {ident} renamed"
-    elif change.change == "recreated":
-        text = (
-            f"{show_kind(change.kind)} {quote(change.name)} re-created "
-            f"[{escape(change.old_id or '')} → {escape(change.id)}]"
-        )
-    else:
-        text = f"{show_kind(change.kind)} {quote(change.name)} {ident} {change.change}"
+    text = change_head(change)
     if change.severity != "info":
         text += f" ({change.severity})"
-    return f"{_MARKS.get(change.change, '?')} {text}"
-
-
-def _field_lines(change: Change) -> list[tuple[str, str, str]]:
-    skip = rename_path(change)
-    return [
-        (escape(path), show_side(sides, "old"), show_side(sides, "new"))
-        for path, sides in (change.fields or {}).items()
-        if path != skip
-    ]
+    return f"{CHANGE_MARKS.get(change.change, '?')} {text}"
 
 
 def _commit_line(commit: Commit) -> str:
@@ -165,7 +143,7 @@ def render_changes_text(changes: Sequence[Change], indent: str) -> list[str]:
     lines: list[str] = []
     for change in changes:
         lines.append(indent + _head(change))
-        lines.extend(f"{indent}    {p}: {old} → {new}" for p, old, new in _field_lines(change))
+        lines.extend(f"{indent}    {p}: {old} → {new}" for p, old, new in field_lines(change))
     return lines
 
 
@@ -175,7 +153,7 @@ def _md_changes(changes: Sequence[Change]) -> list[str]:
         lines.append(f"- {md_escape(_head(change))}")
         lines.extend(
             f"  - {md_escape(p)}: {md_escape(old)} → {md_escape(new)}"
-            for p, old, new in _field_lines(change)
+            for p, old, new in field_lines(change)
         )
     return lines
 

@@ -10,17 +10,18 @@ from typing import Any
 
 from kmsnap.diff import Change, ChangeSet
 from kmsnap.render_base import (
+    CHANGE_MARKS,
     CHANGE_WORDS,
     IGNORED_HEADING,
+    change_head,
     escape,
+    field_lines,
     ignored_fields,
     iter_groups,
     new_name,
     old_name,
     quote,
-    rename_path,
     show_kind,
-    show_side,
     summary_line,
 )
 from kmsnap.render_markdown import render_markdown
@@ -31,7 +32,6 @@ FORMATS: tuple[str, ...] = ("text", "markdown", "json", "github")
 
 # --- text -----------------------------------------------------------------------------
 
-_MARKS = {"added": "+", "removed": "-", "changed": "~", "renamed": "~", "recreated": "-/+"}
 _RESET = "\x1b[0m"
 _COLORS = {
     "+": "\x1b[32m",  # green
@@ -79,31 +79,12 @@ def _place(kind: str, name: str | None, entity_id: str | None) -> str:
 
 
 def _text_change(change: Change, indent: str, paint: Any) -> list[str]:
-    mark = _MARKS[change.change]
+    mark = CHANGE_MARKS[change.change]
     tag = ""
     if change.severity != "info":
         tag = "  " + paint(change.severity, f"({change.severity})")
-    ident = f"[{escape(change.id)}]"
-    if change.change == "renamed":
-        before, after = quote(old_name(change)), quote(new_name(change))
-        head = f"{show_kind(change.kind)} {before} → {after} {ident} renamed"
-    elif change.change == "recreated":
-        head = (
-            f"{show_kind(change.kind)} {quote(change.name)} re-created "
-            f"[{escape(change.old_id or '')} → {escape(change.id)}]"
-        )
-    else:
-        head = f"{show_kind(change.kind)} {quote(change.name)} {ident}"
-        if change.change != "changed":
-            head += f" {change.change}"
-    lines = [f"{indent}{paint(mark, mark)} {head}{tag}"]
-    skip = rename_path(change)
-    for path, sides in (change.fields or {}).items():
-        if path == skip:
-            continue
-        lines.append(
-            f"{indent}    {escape(path)}: {show_side(sides, 'old')} → {show_side(sides, 'new')}"
-        )
+    lines = [f"{indent}{paint(mark, mark)} {change_head(change, say_changed=False)}{tag}"]
+    lines.extend(f"{indent}    {path}: {old} → {new}" for path, old, new in field_lines(change))
     return lines
 
 
@@ -162,10 +143,7 @@ def _github_message(change: Change, cs: ChangeSet) -> str:
     else:
         head = f"{kind} {quote(change.name)} {CHANGE_WORDS[change.change]}"
     lines = [f"{head}{place} [id {escape(change.id)}]"]
-    skip = rename_path(change)
-    for path, sides in (change.fields or {}).items():
-        if path != skip:
-            lines.append(f"{escape(path)}: {show_side(sides, 'old')} → {show_side(sides, 'new')}")
+    lines.extend(f"{path}: {old} → {new}" for path, old, new in field_lines(change))
     return "\n".join(lines)
 
 

@@ -124,6 +124,38 @@ def new_name(change: Change) -> str | None:
     return _name_side(change, "new")
 
 
+CHANGE_MARKS = {"added": "+", "removed": "-", "changed": "~", "renamed": "~", "recreated": "-/+"}
+
+
+def change_head(change: Change, *, say_changed: bool = True) -> str:
+    """A change in one escaped line: ``event "Old" → "New" [id] renamed``, ``event "X"
+    re-created [old → new]``, ``event "X" [id] added``; ``say_changed=False`` leaves the word
+    ``changed`` to the ``~`` mark in front."""
+    kind = show_kind(change.kind)
+    if change.change == "renamed":
+        before, after = quote(old_name(change)), quote(new_name(change))
+        return f"{kind} {before} → {after} [{escape(change.id)}] renamed"
+    if change.change == "recreated":
+        return (
+            f"{kind} {quote(change.name)} re-created "
+            f"[{escape(change.old_id or '')} → {escape(change.id)}]"
+        )
+    head = f"{kind} {quote(change.name)} [{escape(change.id)}]"
+    if say_changed or change.change != "changed":
+        head += f" {change.change}"
+    return head
+
+
+def field_lines(change: Change) -> list[tuple[str, str, str]]:
+    """Each changed field but a rename's name field: (escaped path, old side, new side)."""
+    skip = rename_path(change)
+    return [
+        (escape(path), show_side(sides, "old"), show_side(sides, "new"))
+        for path, sides in (change.fields or {}).items()
+        if path != skip
+    ]
+
+
 @dataclass
 class Group:
     """The changes of one account and product (either may be None)."""
