@@ -10,9 +10,7 @@ import typer
 
 from kmsnap.cli._common import warn
 from kmsnap.cli.app import app
-from kmsnap.config import load_config, resolve_settings
 from kmsnap.errors import UsageError
-from kmsnap.init import DRIFT_WORKFLOW, REVIEW_WORKFLOW, SNAPSHOT_WORKFLOW, init_project
 
 
 @app.command()
@@ -60,6 +58,10 @@ def init(
 
     Example: kmsnap init --fail-on breaking
     """
+    # Imported here: --help and --version load every command module, and need no config.
+    from kmsnap.config import load_config, resolve_settings
+    from kmsnap.init import init_project
+
     directory = Path(dir_)
     if not directory.is_dir():
         raise UsageError(f"--dir {directory}: no such directory")
@@ -104,6 +106,8 @@ def _report(
     snapshot_dir: str,
     notes: list[str],
 ) -> None:
+    from kmsnap.init import DRIFT_WORKFLOW, REVIEW_WORKFLOW, SNAPSHOT_WORKFLOW
+
     what = {
         SNAPSHOT_WORKFLOW: "daily pull; "
         + ("commits to the default branch" if direct else "opens a pull request")

@@ -8,17 +8,22 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import requests
 import typer
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from kmsnap.cli._common import err_console, info, read_token, stderr_is_terminal, warn
 from kmsnap.cli.app import app
-from kmsnap.config import Config, filter_snapshot, load_config, resolve_settings
-from kmsnap.crawl import ProgressEvent, PullOptions, PullResult, pull_snapshot
 from kmsnap.model import KINDS, rel_for_kind
+
+# The HTTP stack, the config loader and rich's progress bars are imported where a command
+# runs them: every command module is imported for --help and --version, which need none.
+if TYPE_CHECKING:
+    import requests
+    from rich.progress import TaskID
+
+    from kmsnap.config import Config
+    from kmsnap.crawl import ProgressEvent, PullResult
 
 # Option types shared with ``check``: ``def check(api: ApiOption = None, ...)``. Every
 # default is None so the config file and KMSNAP_* variables can fill in (kmsnap.config).
@@ -67,6 +72,8 @@ class _ProgressDisplay:
     """A rich progress bar per kind on stderr, fed by the crawl's ``ProgressEvent``s."""
 
     def __init__(self) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
         self._progress = Progress(
             TextColumn("{task.description:<12}"),
             BarColumn(),
@@ -131,6 +138,9 @@ def pull_live(
     None for a setting means: from ``KMSNAP_*``, else the config file, else the default.
     The snapshot comes back filtered by the config's include/exclude.
     """
+    from kmsnap.config import filter_snapshot, load_config, resolve_settings
+    from kmsnap.crawl import PullOptions, pull_snapshot
+
     config = config if config is not None else load_config()
     settings = resolve_settings(config, {
         "api": api, "concurrency": concurrency, "page_size": page_size, "max_rps": max_rps,
@@ -183,6 +193,7 @@ def pull(
         kmsnap pull --out snapshots
         git add snapshots && git commit -m "Catalog snapshot"
     """
+    from kmsnap.config import load_config, resolve_settings
     from kmsnap.store import save_snapshot  # imported here: only pull needs the writer
 
     config = load_config()
