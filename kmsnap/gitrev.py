@@ -123,6 +123,15 @@ def _normalize_path(repo: Path, path: str, shown: str) -> str:
     return "/".join(parts)
 
 
+def _verify(repo: Path, name: str) -> str:
+    """The object id ``name`` resolves to, or ``""`` when it resolves to nothing."""
+    # --end-of-options: a REV such as "--output=x" is a revision to look up, never an option.
+    out = git_output(
+        repo, ["rev-parse", "--verify", "--quiet", "--end-of-options", name], check=False
+    )
+    return out.decode().strip() if out else ""
+
+
 def resolve_tree(repo: Path, rev: str, path: str, *, label: str | None = None) -> str:
     """The id of the tree at ``REV:PATH``; GitError when the revision or the directory is missing.
 
@@ -132,25 +141,14 @@ def resolve_tree(repo: Path, rev: str, path: str, *, label: str | None = None) -
     shown = label if label is not None else f"{rev}:{path}"
     if not rev:
         raise GitError(f"{shown}: empty revision (write REV:PATH, e.g. HEAD~1:snapshots)")
-    # --end-of-options: a REV such as "--output=x" is a revision to look up, never an option.
-    out = git_output(
-        repo,
-        ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{tree}}"],
-        check=False,
-    )
-    root = out.decode().strip() if out else ""
+    root = _verify(repo, f"{rev}^{{tree}}")
     if not root:
         raise GitError(f"{shown}: unknown revision {rev!r}")
     norm = _normalize_path(repo, path, shown)
     if not norm:
         return root
     # Look the path up under the resolved tree id, so the revision text is parsed only once.
-    out = git_output(
-        repo,
-        ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{root}:{norm}"],
-        check=False,
-    )
-    oid = out.decode().strip() if out else ""
+    oid = _verify(repo, f"{root}:{norm}")
     if not oid:
         raise GitError(f"{shown}: no {norm!r} at revision {rev!r}")
     kind = git_output(repo, ["cat-file", "-t", oid], check=False)
