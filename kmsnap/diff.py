@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kmsnap.model import KINDS, Record, Snapshot, entity_name, kind_for_rel, name_field
+from kmsnap.model import KINDS, Record, Snapshot, entity_name, kind_for_rel, name_fields
 
 __all__ = [
     "CHANGE_TYPES",
@@ -404,7 +404,7 @@ def _compare(
     if not fields:
         return None
     top = {path_top for path_top in (_top_key(p) for p in fields)}
-    renamed = name_field(kind) in top or (kind not in KINDS and "title" in top)
+    renamed = any(field_name in top for field_name in name_fields(kind))
     account_id, product_id = ctx.place(kind, entity_id, new_rec)
     # The new name, even "": only an entity left with no name at all keeps its old one here
     # (renderers read both sides of a rename from ``fields``).

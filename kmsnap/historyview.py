@@ -12,7 +12,7 @@ from typing import Any
 from kmsnap.diff import Change, normalize_kinds, severity_at_least
 from kmsnap.errors import UsageError
 from kmsnap.history import Commit, LogEntry
-from kmsnap.model import name_field
+from kmsnap.model import name_fields
 from kmsnap.render_base import (
     CHANGE_MARKS,
     change_head,
@@ -82,7 +82,7 @@ class TimelineEvent:
 def _names(change: Change) -> set[str]:
     """Every name the entity had in this change: the current one and, for a rename, the old."""
     names = {change.name} if change.name is not None else set()
-    for path in (name_field(change.kind), "title"):
+    for path in name_fields(change.kind):
         sides = (change.fields or {}).get(path)
         if sides:
             names.update(v for v in sides.values() if isinstance(v, str))

@@ -97,11 +97,20 @@ def name_field(kind: str) -> str:
     return spec.name_field if spec else "name"
 
 
+def name_fields(kind: str) -> tuple[str, ...]:
+    """The fields that may name an entity, first match wins: the kind's name field, and for
+    a kind kmsnap does not know, ``name`` then ``title``."""
+    spec = KINDS.get(kind)
+    return (spec.name_field,) if spec else ("name", "title")
+
+
 def entity_name(kind: str, record: Record) -> str | None:
     """The entity's name (title for metrics), or None when it has none or not a string."""
-    value = record.get(name_field(kind))
-    if value is None and kind not in KINDS:
-        value = record.get("title")
+    value = None
+    for field_name in name_fields(kind):
+        value = record.get(field_name)
+        if value is not None:
+            break
     return value if isinstance(value, str) else None
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kmsnap.diff import Change, ChangeSet
-from kmsnap.model import name_field
+from kmsnap.model import name_fields
 
 # Singular words for the change types, as people read them.
 CHANGE_WORDS: dict[str, str] = {
@@ -98,7 +98,7 @@ def show_side(sides: dict[str, Any], side: str) -> str:
 def rename_path(change: Change) -> str | None:
     """The field holding the name change of a renamed change (``title`` for metrics)."""
     if change.change == "renamed" and change.fields:
-        for path in (name_field(change.kind), "title"):
+        for path in name_fields(change.kind):
             if path in change.fields:
                 return path
     return None

@@ -11,8 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kmsnap.diff import Change, ChangeSet, diff_snapshots, severity_at_least
+from kmsnap.history import Commit, LogEntry
+from kmsnap.historyview import entity_timeline
 from kmsnap.model import Snapshot, entity_name
 from kmsnap.model import name_field as name_field_of
+from kmsnap.render import render_text
 
 
 def by_id(cs: ChangeSet) -> dict[str, Change]:
@@ -114,6 +117,22 @@ def test_a_rename_to_empty_or_null_keeps_both_sides(after: str | None) -> None:
     back = by_id(diff_snapshots(side(after), side("Signed Up")))["e1"]
     assert back.name == "Signed Up"
     assert back.fields == {"name": {"old": after, "new": "Signed Up"}}
+
+
+def test_an_unknown_title_field_on_a_known_kind_is_just_a_field() -> None:
+    # Only metrics are named by their title; an event's stray ``title`` is a plain field.
+    def side(title: str) -> Snapshot:
+        event = {"id": "e1", "product_id": "p1", "name": "Signed Up", "title": title}
+        return snap({**base(), "event": [event]})
+
+    change = by_id(diff_snapshots(side("Old"), side("New")))["e1"]
+    assert (change.change, change.name, change.severity) == ("changed", "Signed Up", "info")
+    assert render_text(diff_snapshots(side("Old"), side("New"))).count("Signed Up") == 1
+    assert 'title: "Old" → "New"' in render_text(diff_snapshots(side("Old"), side("New")))
+    # ... so kmsnap log --entity does not find the event by it either.
+    entry = LogEntry(Commit("c" * 40, None, "2024-01-01T00:00:00Z", "A", "s"), [change])
+    assert entity_timeline([entry], "Old") == []
+    assert entity_timeline([entry], "Signed Up") != []
 
 
 def test_recreated_versus_removed_and_added_with_another_name() -> None:
