@@ -2,37 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
+
+from test_gitrev import git
 
 from kmsnap.gitdriver import file_kind, manual_recipe, setup_git_driver, textconv
 from kmsnap.model import Snapshot
 from kmsnap.store import save_snapshot
-
-ENV = {
-    "GIT_AUTHOR_NAME": "Ada",
-    "GIT_AUTHOR_EMAIL": "ada@example.com",
-    "GIT_COMMITTER_NAME": "Ada",
-    "GIT_COMMITTER_EMAIL": "ada@example.com",
-    "GIT_AUTHOR_DATE": "2024-01-01T00:00:00Z",
-    "GIT_COMMITTER_DATE": "2024-01-01T00:00:00Z",
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {**os.environ, **ENV, "HOME": str(repo.parent), "GIT_PAGER": "cat"}
-    proc = subprocess.run(
-        ["git", "-c", "user.name=Ada", "-c", "user.email=ada@example.com", *args],
-        cwd=repo,
-        env=env,
-        capture_output=True,
-        check=True,
-        text=True,
-    )
-    return proc.stdout
 
 
 def snap(name: str, visible: bool = True) -> Snapshot:
