@@ -6,6 +6,7 @@ fields are usage counters) lives in the ``KINDS`` table, not in scattered ifs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,13 +115,15 @@ def entity_name(kind: str, record: Record) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def order_fields(kind: str, record: Record) -> Record:
-    """A copy of ``record`` in canonical key order: id, documented fields, then the rest sorted."""
+def order_fields(kind: str, record: Mapping[str, Any]) -> Record:
+    """A copy of ``record`` in canonical key order: id, documented fields, then the rest
+    sorted; ``links`` is never kept."""
     spec = KINDS.get(kind)
     known = spec.fields if spec else ("id",)
-    out: Record = {k: record[k] for k in known if k in record}
-    for key in sorted(k for k in record if k not in out):
-        out[key] = record[key]
+    out: Record = {key: record[key] for key in known if key in record}
+    if len(out) != len(record):  # most records hold only documented fields: skip the sort
+        for key in sorted(key for key in record if key not in out and key != "links"):
+            out[key] = record[key]
     return out
 
 

@@ -19,7 +19,15 @@ from typing import Any
 
 from kmsnap import yamlform
 from kmsnap.errors import SnapshotError
-from kmsnap.model import KINDS, PRODUCT_KINDS, Record, Snapshot, entity_name, kind_for_rel
+from kmsnap.model import (
+    KINDS,
+    PRODUCT_KINDS,
+    Record,
+    Snapshot,
+    entity_name,
+    kind_for_rel,
+    order_fields,
+)
 
 FORMAT_VERSION = 1
 META_FILE = "kmsnap.yaml"
@@ -72,14 +80,9 @@ def _unique_slugs(names: Mapping[str, str | None]) -> dict[str, str]:
 
 
 def _ordered(kind: str, record: Mapping[str, Any]) -> Record:
-    spec = KINDS.get(kind)
-    known = spec.fields if spec else ("id",)
-    out: Record = {key: record[key] for key in known if key in record}
+    out = order_fields(kind, record)
     if "id" not in out:
         raise SnapshotError(f"a {kind} without an id cannot be stored: {dict(record)!r:.80}")
-    if len(out) != len(record):
-        for key in sorted(key for key in record if key not in out and key != "links"):
-            out[key] = record[key]
     return out
 
 
