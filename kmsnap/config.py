@@ -8,7 +8,8 @@ A command uses it in three lines; flags must default to ``None`` so that "not gi
 
 Each setting comes from the command-line flag, else the environment (``KMSNAP_API``,
 ``KMSNAP_SNAPSHOT_DIR``, ``KMSNAP_FAIL_ON``, ``KMSNAP_CONCURRENCY``, ``KMSNAP_PAGE_SIZE``,
-``KMSNAP_MAX_RPS``, ``KMSNAP_TIMEOUT``), else the file, else the default. After loading,
+``KMSNAP_MAX_RPS``, ``KMSNAP_TIMEOUT``, ``KMSNAP_ALLOW_SHRINK``, ``KMSNAP_MAX_SHRINK``), else
+the file, else the default. After loading,
 ``filter_snapshot(snapshot, config)`` applies ``include``/``exclude`` (pull, and both sides
 of diff/check) and ``ignore_fields_by_kind(config)`` is ``diff_snapshots(ignore_fields=...)``;
 ``ignore_reasons(config)`` gives the reason to show for each ignored field. The token is
@@ -47,6 +48,10 @@ DEFAULTS: dict[str, Any] = {
     "page_size": 100,
     "max_rps": None,  # no cap: the crawl adapts to 429s on its own
     "timeout": 30.0,
+    # The shrink guard (kmsnap.shrink): a pull that would remove a whole kind, or more than
+    # this share of the entities of the snapshot it replaces, fails unless allowed.
+    "allow_shrink": False,
+    "max_shrink": 0.25,
 }
 SETTINGS = tuple(DEFAULTS)
 ENV_VARS: dict[str, str] = {name: f"KMSNAP_{name.upper()}" for name in SETTINGS}
@@ -129,6 +134,8 @@ class Settings:
     page_size: int
     max_rps: float | None
     timeout: float
+    allow_shrink: bool
+    max_shrink: float
     sources: Mapping[str, str]
 
 
@@ -328,6 +335,16 @@ def check_setting(name: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"must be a positive integer, got {value!r}")
         return value
+    if name == "allow_shrink":
+        if not isinstance(value, bool):
+            raise ValueError(f"must be true or false, got {value!r}")
+        return value
+    if name == "max_shrink":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise ValueError(
+                f"must be a share of the entities from 0 to 1 (0.25 is 25%), got {value!r}"
+            )
+        return float(value)
     if name == "max_rps" and value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -343,7 +360,11 @@ def _parse_env(name: str, text: str) -> Any:
             return int(text)
         except ValueError:
             return text
-    if name in ("max_rps", "timeout"):
+    if name == "allow_shrink":
+        return {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(
+            text.lower(), text
+        )
+    if name in ("max_rps", "timeout", "max_shrink"):
         if name == "max_rps" and text.lower() in ("none", "null"):
             return None
         try:

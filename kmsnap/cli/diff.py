@@ -15,6 +15,7 @@ import typer
 from kmsnap.cli._common import emit, stdout_color, warn
 from kmsnap.cli.app import app
 from kmsnap.cli.pull import (
+    AllowShrinkOption,
     ApiOption,
     ConcurrencyOption,
     MaxRpsOption,
@@ -229,11 +230,14 @@ def check(
     ] = False,
     quiet: QuietOption = False,
     max_chars: MaxCharsOption = None,
+    allow_shrink: AllowShrinkOption = False,
 ) -> None:
     """Pull the live catalog and compare it with the committed snapshot; exit 2 on drift.
 
     The live catalog goes to a temporary directory, removed afterwards; the snapshot is
     never touched. Exit 0 without drift at or above --fail-on, 2 with it, 1 on error.
+    A live catalog that lost a whole kind, or more than max_shrink of the entities, is an
+    error (exit 1) rather than a list of removals, unless --allow-shrink.
 
     Example:
 
@@ -243,6 +247,7 @@ def check(
     """
     from kmsnap.cli.pull import pull_live
     from kmsnap.config import load_config, resolve_settings
+    from kmsnap.shrink import ShrinkGuard
 
     fmt = _check_format(fmt)
     limit = _check_max_chars(max_chars, fmt)
@@ -257,6 +262,7 @@ def check(
             f"no snapshot directory {str(snapshot_dir)!r} (run kmsnap pull to create it, "
             "or pass --snapshot DIR)"
         )
+    guard = ShrinkGuard.for_check(snapshot_dir, config, allow=allow_shrink, kinds=kinds)
     result = pull_live(
         api,
         token_file,
@@ -268,6 +274,7 @@ def check(
         config=config,
         summary=False,
     )
+    guard.check_live(result.snapshot)
     with tempfile.TemporaryDirectory(prefix="kmsnap-check-") as tmp:
         cs = _compare_live(
             snapshot_dir,

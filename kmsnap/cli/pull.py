@@ -66,6 +66,13 @@ WithStatsOption = Annotated[
 QuietOption = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress display and no summary line")
 ]
+AllowShrinkOption = Annotated[
+    bool,
+    typer.Option("--allow-shrink",
+                 help="Accept a catalog that lost a whole kind or more than max_shrink "
+                      "(default 0.25) of its entities [default: $KMSNAP_ALLOW_SHRINK, "
+                      "else allow_shrink in kmsnap.yaml, else refuse]"),
+]
 
 
 class _ProgressDisplay:
@@ -178,6 +185,7 @@ def pull(
     timeout: TimeoutOption = None,
     with_stats: WithStatsOption = False,
     quiet: QuietOption = False,
+    allow_shrink: AllowShrinkOption = False,
 ) -> None:
     """Crawl the Kissmetrics API and write the catalog snapshot to a directory.
 
@@ -194,14 +202,18 @@ def pull(
         git add snapshots && git commit -m "Catalog snapshot"
     """
     from kmsnap.config import load_config, resolve_settings
+    from kmsnap.shrink import ShrinkGuard
     from kmsnap.store import save_snapshot  # imported here: only pull needs the writer
 
     config = load_config()
     target = out if out is not None else Path(resolve_settings(config, {}).snapshot_dir)
     started = time.perf_counter()
+    # Read before the crawl: a broken previous snapshot fails fast; only its ids are kept.
+    guard = ShrinkGuard.for_pull(target, config, allow=allow_shrink)
     result = pull_live(api, token_file, concurrency, page_size, max_rps, timeout, quiet,
                        config=config, summary=False)
     # Nothing is written before the crawl has fully succeeded; the store swaps atomically.
+    guard.check_pull(result.snapshot)
     save_snapshot(result.snapshot, target, with_stats=with_stats)
     result.elapsed = time.perf_counter() - started
     if not quiet:
