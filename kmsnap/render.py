@@ -1,6 +1,8 @@
 """Turn a ``ChangeSet`` into text for people (text, markdown) and machines (json, github).
 
-Pure functions returning ``str``; every name and value is escaped for its format.
+Pure functions returning ``str``; every name and value is escaped for its format, and in
+the formats for people (text, markdown, github) a name, id or value of more than a few
+hundred characters is shortened (``render_base.shorten``); json keeps every value whole.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from kmsnap.render_base import (
     iter_groups,
     new_name,
     old_name,
-    quote,
+    short_escape,
+    short_quote,
     show_kind,
     summary_line,
 )
@@ -75,7 +78,7 @@ def render_text(cs: ChangeSet, *, color: bool = False) -> str:
 def _place(kind: str, name: str | None, entity_id: str | None) -> str:
     if entity_id is None:
         return f"(no {kind})"
-    return f"{kind} {quote(name)} [{escape(entity_id)}]"
+    return f"{kind} {short_quote(name)} [{short_escape(entity_id)}]"
 
 
 def _text_change(change: Change, indent: str, paint: Any) -> list[str]:
@@ -125,24 +128,25 @@ def render_github(cs: ChangeSet) -> str:
 
 
 def _github_message(change: Change, cs: ChangeSet) -> str:
-    # Names go through quote() first, so they carry no raw line break even before escaping.
+    # Names go through short_quote() first, so they carry no raw line break even before escaping.
     where = []
     if change.account_id is not None and change.kind != "account":
-        where.append(f"account {quote(cs.account_names.get(change.account_id))}")
+        where.append(f"account {short_quote(cs.account_names.get(change.account_id))}")
     if change.product_id is not None and change.kind != "product":
-        where.append(f"product {quote(cs.product_names.get(change.product_id))}")
+        where.append(f"product {short_quote(cs.product_names.get(change.product_id))}")
     place = f" in {', '.join(where)}" if where else ""
     kind = show_kind(change.kind)
     if change.change == "renamed":
-        head = f"{kind} {quote(old_name(change))} renamed to {quote(new_name(change))}"
+        before, after = short_quote(old_name(change)), short_quote(new_name(change))
+        head = f"{kind} {before} renamed to {after}"
     elif change.change == "recreated":
         head = (
-            f"{kind} {quote(change.name)} re-created "
-            f"(id {escape(change.old_id or '')} → {escape(change.id)})"
+            f"{kind} {short_quote(change.name)} re-created "
+            f"(id {short_escape(change.old_id or '')} → {short_escape(change.id)})"
         )
     else:
-        head = f"{kind} {quote(change.name)} {CHANGE_WORDS[change.change]}"
-    lines = [f"{head}{place} [id {escape(change.id)}]"]
+        head = f"{kind} {short_quote(change.name)} {CHANGE_WORDS[change.change]}"
+    lines = [f"{head}{place} [id {short_escape(change.id)}]"]
     lines.extend(f"{path}: {old} → {new}" for path, old, new in field_lines(change))
     return "\n".join(lines)
 

@@ -1,7 +1,11 @@
 """Helpers the renderers share: safe quoting of names and values, and grouping by place.
 
 Names and values come from the API or from an untrusted snapshot, so every renderer
-shows them through ``quote``/``show_value``, which make control characters visible.
+shows them through ``quote``/``show_value``, which make control characters visible. The
+reports for people (text, markdown, github) show them through ``short_quote``,
+``short_escape`` and ``short_value``, which also shorten a name, id or value longer than
+``LONG_TEXT`` characters, so that one huge name cannot push every other change out of a
+report; the JSON format keeps every value whole.
 """
 
 from __future__ import annotations
@@ -56,6 +60,57 @@ def quote(text: str | None) -> str:
     return "(no name)" if text is None else f'"{escape(text)}"'
 
 
+# A name, id or value longer than LONG_TEXT characters is shown in the reports for people as
+# its first KEEP_TEXT characters, an ellipsis and its full length.
+LONG_TEXT = 300
+KEEP_TEXT = 200
+
+
+def _length_note(length: int) -> str:
+    return f"… ({length:,} characters)"
+
+
+def shorten(text: str, *, over: int = LONG_TEXT, keep: int = KEEP_TEXT) -> str:
+    """``text``, or for a text longer than ``over`` characters its first ``keep``, ``…`` and
+    the full length (``abc… (70,000 characters)``); not escaped: escape the result, so the
+    cut is made before escaping and never inside an escape."""
+    return text if len(text) <= over else text[:keep] + _length_note(len(text))
+
+
+def short_escape(text: str, *, over: int = LONG_TEXT, keep: int = KEEP_TEXT) -> str:
+    """``escape(shorten(text))``: an id or a field path, escaped and shortened."""
+    return escape(shorten(text, over=over, keep=keep))
+
+
+def short_quote(text: str | None, *, over: int = LONG_TEXT, keep: int = KEEP_TEXT) -> str:
+    """``quote(text)``, shortened like ``shorten``; the length note stands outside the
+    quotes (``"abc…" (70,000 characters)``), where a name cannot forge it."""
+    if text is None or len(text) <= over:
+        return quote(text)
+    return f'"{escape(text[:keep])}…" ({len(text):,} characters)'
+
+
+# One unit of show_value's output: an escape (\n, \u202e, \U0001f600) or one character.
+_SHOWN_UNIT = re.compile(r"\\(?:u[0-9a-f]{4}|U[0-9a-f]{8}|.)|.", re.DOTALL)
+
+
+def short_value(value: Any, *, over: int = LONG_TEXT, keep: int = KEEP_TEXT) -> str:
+    """``show_value(value)``, shortened: a string like ``short_quote``, a list or mapping
+    whose shown form passes ``over`` characters cut after at most ``keep`` of them, at the
+    end of an escape, never inside one, with ``…`` and the shown length."""
+    if isinstance(value, str):
+        return short_quote(value, over=over, keep=keep)
+    shown = show_value(value)
+    if len(shown) <= over:
+        return shown
+    cut = 0
+    for unit in _SHOWN_UNIT.finditer(shown, 0, keep + 10):  # no unit is longer than 10
+        if unit.end() > keep:
+            break
+        cut = unit.end()
+    return shown[:cut] + _length_note(len(shown))
+
+
 _PLAIN_KIND = re.compile(r"[a-z][a-z0-9_-]*\Z")
 
 
@@ -63,7 +118,7 @@ def show_kind(kind: str) -> str:
     """A kind as a word (``event``, ``funnel-reports``); any other kind name, which an
     untrusted snapshot can hold (``other_kinds``, a file under ``_other/``), is quoted and
     escaped like a name, so it cannot forge a line."""
-    return kind if _PLAIN_KIND.match(kind) else quote(kind)
+    return kind if _PLAIN_KIND.match(kind) else short_quote(kind)
 
 
 ABSENT_TEXT = "(absent)"
@@ -91,8 +146,9 @@ def show_value(value: Any) -> str:
 
 
 def show_side(sides: dict[str, Any], side: str) -> str:
-    """One side of a field change; a field that does not exist on that side is ``(absent)``."""
-    return show_value(sides[side]) if side in sides else ABSENT_TEXT
+    """One side of a field change, shortened like ``short_value``; a field that does not
+    exist on that side is ``(absent)``."""
+    return short_value(sides[side]) if side in sides else ABSENT_TEXT
 
 
 def rename_path(change: Change) -> str | None:
@@ -128,29 +184,31 @@ CHANGE_MARKS = {"added": "+", "removed": "-", "changed": "~", "renamed": "~", "r
 
 
 def change_head(change: Change, *, say_changed: bool = True) -> str:
-    """A change in one escaped line: ``event "Old" → "New" [id] renamed``, ``event "X"
-    re-created [old → new]``, ``event "X" [id] added``; ``say_changed=False`` leaves the word
-    ``changed`` to the ``~`` mark in front."""
+    """A change in one escaped line, long names and ids shortened: ``event "Old" → "New"
+    [id] renamed``, ``event "X" re-created [old → new]``, ``event "X" [id] added``;
+    ``say_changed=False`` leaves the word ``changed`` to the ``~`` mark in front."""
     kind = show_kind(change.kind)
+    ident = short_escape(change.id)
     if change.change == "renamed":
-        before, after = quote(old_name(change)), quote(new_name(change))
-        return f"{kind} {before} → {after} [{escape(change.id)}] renamed"
+        before, after = short_quote(old_name(change)), short_quote(new_name(change))
+        return f"{kind} {before} → {after} [{ident}] renamed"
     if change.change == "recreated":
         return (
-            f"{kind} {quote(change.name)} re-created "
-            f"[{escape(change.old_id or '')} → {escape(change.id)}]"
+            f"{kind} {short_quote(change.name)} re-created "
+            f"[{short_escape(change.old_id or '')} → {ident}]"
         )
-    head = f"{kind} {quote(change.name)} [{escape(change.id)}]"
+    head = f"{kind} {short_quote(change.name)} [{ident}]"
     if say_changed or change.change != "changed":
         head += f" {change.change}"
     return head
 
 
 def field_lines(change: Change) -> list[tuple[str, str, str]]:
-    """Each changed field but a rename's name field: (escaped path, old side, new side)."""
+    """Each changed field but a rename's name field: (escaped path, old side, new side),
+    long paths and values shortened."""
     skip = rename_path(change)
     return [
-        (escape(path), show_side(sides, "old"), show_side(sides, "new"))
+        (short_escape(path), show_side(sides, "old"), show_side(sides, "new"))
         for path, sides in (change.fields or {}).items()
         if path != skip
     ]

@@ -2,7 +2,9 @@
 
 Summary table first, breaking changes next, then the rest per account and product; every
 name is escaped so it cannot open HTML, break a table, mention anyone or start markup, and
-the whole comment stays within a size limit (GitHub's 65,536 characters by default).
+the whole comment stays within a size limit (GitHub's 65,536 characters by default). Long
+names, ids and values are shortened before they are escaped, so that one huge name cannot
+take the room of every other change.
 """
 
 from __future__ import annotations
@@ -23,11 +25,13 @@ from kmsnap.render_base import (
     new_name,
     old_name,
     plural,
-    quote,
     rename_path,
     severity_counts,
+    short_escape,
+    short_quote,
+    short_value,
+    shorten,
     show_kind,
-    show_value,
 )
 
 __all__ = ["GITHUB_COMMENT_LIMIT", "md_escape", "render_markdown", "see_all_command"]
@@ -69,16 +73,17 @@ def _html_text(text: str) -> str:
 
 
 def _md_name(name: str | None) -> str:
-    return md_escape(quote(name))
+    return md_escape(short_quote(name))
+
+
+def _md_id(entity_id: str) -> str:
+    return md_escape(short_escape(entity_id))
 
 
 def _md_value(sides: dict[str, Any], side: str) -> str:
     if side not in sides:
         return f"_{ABSENT_TEXT}_"
-    text = show_value(sides[side])
-    if len(text) > VALUE_CHARS:
-        text = text[:VALUE_CHARS] + "…"
-    return md_escape(text)
+    return md_escape(short_value(sides[side], over=VALUE_CHARS, keep=VALUE_CHARS))
 
 
 def _units(text: str) -> int:
@@ -245,10 +250,11 @@ def _group_title(
     product_name: str | None,
     product_id: str | None,
 ) -> str:
+    # Raw text, escaped by the caller: a long name or id is shortened here, before escaping.
     def one(kind: str, name: str | None, entity_id: str | None) -> str:
         if entity_id is None:
             return f"(no {kind})"
-        return name if name is not None else f"{kind} {entity_id}"
+        return shorten(name) if name is not None else f"{kind} {shorten(entity_id)}"
 
     account = one("account", account_name, account_id)
     if product_id is None:
@@ -263,9 +269,9 @@ def _item(change: Change, cs: ChangeSet, with_place: bool) -> str:
         what = f"{kind} {_md_name(old_name(change))} → {_md_name(new_name(change))}"
     else:
         what = f"{kind} {_md_name(change.name)}"
-    ident = f"id {md_escape(escape(change.id))}"
+    ident = f"id {_md_id(change.id)}"
     if change.change == "recreated":
-        ident = f"id {md_escape(escape(change.old_id or ''))} → {md_escape(escape(change.id))}"
+        ident = f"id {_md_id(change.old_id or '')} → {_md_id(change.id)}"
     line = f"- **{word}** {what} ({ident})"
     if change.severity == "warning":
         line += " ⚠️ warning"
@@ -283,7 +289,7 @@ def _item(change: Change, cs: ChangeSet, with_place: bool) -> str:
         if path == skip:
             continue
         lines.append(
-            f"  - {md_escape(escape(path))}: {_md_value(sides, 'old')} → {_md_value(sides, 'new')}"
+            f"  - {_md_id(path)}: {_md_value(sides, 'old')} → {_md_value(sides, 'new')}"
         )
     return "\n".join(lines) + "\n"
 
