@@ -191,7 +191,9 @@ def pull(
 
     Follows the API from its root directory to every account, product, report, event,
     property and metric the token can see, and replaces DIR with the new snapshot only
-    when the crawl is complete: a failed pull leaves the previous snapshot as it was.
+    when the crawl is complete: a failed pull leaves the previous snapshot as it was, and
+    so does one that would remove a whole kind or more than max_shrink (a quarter) of the
+    entities, unless --allow-shrink.
     Give the token in KISSMETRICS_TOKEN or a file, never on the command line.
 
     Example:
