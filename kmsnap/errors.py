@@ -7,7 +7,9 @@
     ├── ApiError                the API answered badly or not at all (url, status)
     │   ├── AuthError           401 or 403: the token is wrong or may not see this
     │   ├── UnsafeUrlError      plain http to a non-loopback host, another origin
-    │   └── IncompleteError     pages do not add up to pagination.total
+    │   ├── IncompleteError     pages do not add up to pagination.total
+    │   ├── BoundError          an answer exceeded a bound (size, time, Retry-After)
+    │   └── DeadlineError       the pull's --deadline passed
     ├── SnapshotError           a snapshot file is unsafe, malformed or too big (file, line)
     └── GitError                a REV:PATH could not be read from git
 
@@ -67,6 +69,14 @@ class UnsafeUrlError(ApiError):
 
 class IncompleteError(ApiError):
     """A collection did not add up to its pagination.total, even after a retry."""
+
+
+class BoundError(ApiError):
+    """An answer exceeded a bound kmsnap sets: its size, its time, the wait it asks for."""
+
+
+class DeadlineError(ApiError):
+    """The total wall time allowed for the pull (``--deadline``) passed."""
 
 
 class SnapshotError(KmsnapError):

@@ -1,4 +1,5 @@
-"""How fast and how often kmsnap asks: the shared 429 pacer (AIMD) and urllib3 retries on a clock.
+"""How fast, how often and how long kmsnap asks: the shared 429 pacer (AIMD), urllib3 retries
+on a clock, and the pull's deadline that bounds every wait and every socket timeout.
 
 Waiting goes through a ``Clock`` so tests can check pauses without really sleeping.
 """
@@ -10,11 +11,17 @@ import random
 import threading
 import time
 from collections import deque
+from types import TracebackType
 from typing import Any, Protocol
 
+from urllib3.connectionpool import ConnectionPool
+from urllib3.exceptions import MaxRetryError
+from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
+from urllib3.util.timeout import Timeout
 
-RETRY_AFTER_CAP = 120.0  # seconds: a server asking for longer is waited on this long, then retried
+RETRY_AFTER_CAP = 300.0  # seconds: the longest Retry-After waited out; asking longer fails
+BACKOFF_CAP = 120.0  # seconds: the longest pause kmsnap picks itself after a 429 without one
 MIN_RATE = 0.1  # requests per second: the floor the pacer never halves below
 MIN_SAMPLES = 8  # request starts needed before an observed rate is trusted
 RECOVERY_STEPS = 16  # good answers after a cut that bring the rate back to where it was
@@ -55,49 +62,168 @@ class SystemClock:
 SYSTEM_CLOCK = SystemClock()
 
 
-def parse_retry_after(value: str | None, clock: Clock) -> float | None:
-    """Seconds to wait for a ``Retry-After`` (seconds or HTTP date), capped; None if unusable."""
+def retry_after_seconds(value: str | None, clock: Clock) -> float | None:
+    """Seconds a ``Retry-After`` (seconds or HTTP date) asks for, uncapped; None if unusable."""
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
-        seconds = float(value)
+    if value.isascii() and value.isdigit():
+        seconds = float(value) if len(value) < 20 else float("inf")
     else:
         try:
             when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
-        seconds = when.timestamp() - clock.time()
-    return min(max(seconds, 0.0), RETRY_AFTER_CAP)
+        try:
+            seconds = when.timestamp() - clock.time()
+        except (ValueError, OverflowError, OSError):
+            return None
+    return max(seconds, 0.0)
+
+
+def parse_retry_after(
+    value: str | None, clock: Clock, cap: float = RETRY_AFTER_CAP
+) -> float | None:
+    """Seconds to wait for a ``Retry-After``, at most ``cap``; None if unusable."""
+    seconds = retry_after_seconds(value, clock)
+    return None if seconds is None else min(seconds, cap)
+
+
+class DeadlinePassed(Exception):
+    """The pull's deadline passed during a wait or before a request; the client names the URL."""
+
+
+class Deadline:
+    """The end of the total wall time allowed (``seconds`` from now on ``clock``), or none."""
+
+    def __init__(self, clock: Clock, seconds: float | None) -> None:
+        self.clock = clock
+        self.seconds = seconds
+        self.end = None if seconds is None else clock.monotonic() + seconds
+
+    def left(self) -> float | None:
+        """Seconds until the end; None without one, <= 0 once it passed."""
+        return None if self.end is None else self.end - self.clock.monotonic()
+
+    def check(self) -> None:
+        """Raise ``DeadlinePassed`` when the end passed."""
+        left = self.left()
+        if left is not None and left <= 0:
+            raise DeadlinePassed()
+
+    def bound(self, seconds: float) -> float:
+        """``seconds``, cut to what is left; ``DeadlinePassed`` when nothing is."""
+        left = self.left()
+        if left is None:
+            return seconds
+        if left <= 0:
+            raise DeadlinePassed()
+        return min(seconds, left)
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep on the clock, never past the end: ``DeadlinePassed`` when it is reached."""
+        if seconds <= 0:
+            self.check()
+            return
+        left = self.left()
+        if left is not None and left <= seconds:
+            self.clock.sleep(max(left, 0.0))
+            raise DeadlinePassed()
+        self.clock.sleep(seconds)
+
+
+class DeadlineTimeout(Timeout):
+    """A urllib3 ``Timeout`` whose every attempt (urllib3 clones it per attempt, retries
+    included) gets ``min(connect/read, what is left of the deadline)``."""
+
+    def __init__(self, connect: float, read: float, deadline: Deadline) -> None:
+        super().__init__(connect=connect, read=read)
+        self.deadline = deadline
+
+    def clone(self) -> Timeout:
+        connect = self._connect if isinstance(self._connect, (int, float)) else None
+        read = self._read if isinstance(self._read, (int, float)) else None
+        return Timeout(
+            connect=None if connect is None else self.deadline.bound(connect),
+            read=None if read is None else self.deadline.bound(read),
+        )
 
 
 class ClockedRetry(Retry):
-    """urllib3's ``Retry`` that waits on a ``Clock`` and leaves 429 to the shared pacer."""
+    """urllib3's ``Retry`` that waits on a ``Clock`` within the deadline, leaves 429 to the
+    shared pacer, and hands back at once a 503 whose ``Retry-After`` is over the cap."""
 
     # urllib3 would otherwise sleep out a 429's Retry-After inside one worker while the
     # others keep hammering; only 503 keeps the per-request Retry-After treatment.
     RETRY_AFTER_STATUS_CODES = frozenset({503})
 
-    def __init__(self, *args: Any, clock: Clock = SYSTEM_CLOCK, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        clock: Clock = SYSTEM_CLOCK,
+        deadline: Deadline | None = None,
+        max_retry_after: float = RETRY_AFTER_CAP,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.clock = clock
+        self.deadline = deadline if deadline is not None else Deadline(clock, None)
+        self.max_retry_after = max_retry_after
 
     def new(self, **kw: Any) -> ClockedRetry:
         retry = super().new(**kw)
         retry.clock = self.clock
+        retry.deadline = self.deadline
+        retry.max_retry_after = self.max_retry_after
+        return retry
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> ClockedRetry:
+        if response is not None and self.respect_retry_after_header:
+            asked = retry_after_seconds(response.headers.get("Retry-After"), self.clock)
+            if asked is not None and asked > self.max_retry_after:
+                # Waiting out the cap would only postpone the failure: hand the answer back
+                # (raise_on_status is off) for the client to refuse in one line.
+                raise MaxRetryError(_pool, url or "", None)  # type: ignore[arg-type]
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        if response is not None:
+            # urllib3 drains the body of an answer it retries, whole and unbounded: a huge or
+            # dripping 5xx body would hold memory or time. Drop the connection instead.
+            response.close()
+            release = getattr(response, "release_conn", None)
+            if callable(release):
+                release()
         return retry
 
     def sleep(self, response: Any = None) -> None:
         delay: float | None = None
         if self.respect_retry_after_header and response is not None:
-            delay = parse_retry_after(response.headers.get("Retry-After"), self.clock)
+            delay = parse_retry_after(
+                response.headers.get("Retry-After"), self.clock, self.max_retry_after
+            )
         if delay is None:
             delay = self.get_backoff_time()
-        self.clock.sleep(min(delay, RETRY_AFTER_CAP))
+        self.deadline.sleep(min(delay, self.max_retry_after))
 
 
-def make_retry(clock: Clock = SYSTEM_CLOCK) -> ClockedRetry:
-    """The retry policy for one request: connection errors, read timeouts and 5xx, GET only."""
+def make_retry(
+    clock: Clock = SYSTEM_CLOCK,
+    *,
+    deadline: Deadline | None = None,
+    max_retry_after: float = RETRY_AFTER_CAP,
+) -> ClockedRetry:
+    """The retry policy for one request: connection errors, read timeouts and 5xx, GET only.
+
+    Only keyword arguments urllib3 2.0 already has (no ``retry_after_max``: ``sleep`` and
+    ``increment`` above apply the cap themselves).
+    """
     return ClockedRetry(
         total=5,
         connect=4,
@@ -110,11 +236,12 @@ def make_retry(clock: Clock = SYSTEM_CLOCK) -> ClockedRetry:
         backoff_factor=0.5,
         backoff_max=30.0,
         backoff_jitter=0.5,
-        retry_after_max=int(RETRY_AFTER_CAP),
         raise_on_status=False,  # hand back the last 5xx so the error can name its status
         raise_on_redirect=False,
         respect_retry_after_header=True,
         clock=clock,
+        deadline=deadline,
+        max_retry_after=max_retry_after,
     )
 
 
@@ -139,8 +266,17 @@ class Pacer:
     halving per round: 429s to requests sent before the last cut do not cut again.
     """
 
-    def __init__(self, clock: Clock = SYSTEM_CLOCK, max_rps: float | None = None) -> None:
+    def __init__(
+        self,
+        clock: Clock = SYSTEM_CLOCK,
+        max_rps: float | None = None,
+        *,
+        deadline: Deadline | None = None,
+        max_wait: float = RETRY_AFTER_CAP,
+    ) -> None:
         self._clock = clock
+        self._deadline = deadline if deadline is not None else Deadline(clock, None)
+        self._max_wait = max_wait
         self._lock = threading.Lock()
         self._ceiling = max_rps
         self.rate: float | None = max_rps  # requests per second; None: unlimited
@@ -158,7 +294,10 @@ class Pacer:
         self.cancelled = True
 
     def acquire(self) -> float:
-        """Wait for this worker's turn; return the (clock) time the request may go."""
+        """Wait for this worker's turn; return the (clock) time the request may go.
+
+        Raises ``Cancelled``, or ``DeadlinePassed`` when the turn would come after the deadline.
+        """
         reserved = False
         for _ in range(10_000):  # each round waits out a pause; pauses are finite and capped
             if self.cancelled:
@@ -174,7 +313,7 @@ class Pacer:
                 if wait <= 0:
                     self._starts.append(now)
                     return now
-            self._clock.sleep(wait)
+            self._deadline.sleep(wait)
         raise RuntimeError("pacer: gave up waiting for a turn")
 
     def on_success(self) -> None:
@@ -188,8 +327,8 @@ class Pacer:
     def on_throttle(self, retry_after: float | None, sent_at: float, attempt: int) -> float:
         """A 429: pause everyone, halve the rate once per round; return the pause in seconds."""
         if retry_after is None:
-            retry_after = min(RETRY_AFTER_CAP, 2.0 ** (attempt + 1)) * random.uniform(0.5, 1.0)
-        pause = min(retry_after, RETRY_AFTER_CAP)
+            retry_after = min(BACKOFF_CAP, 2.0 ** (attempt + 1)) * random.uniform(0.5, 1.0)
+        pause = min(retry_after, self._max_wait)
         with self._lock:
             now = self._clock.monotonic()
             self.throttles += 1
