@@ -54,7 +54,7 @@ from kmsnap.pacing import (
 MAX_BODY_BYTES = 32 * 1024 * 1024  # one answer, decompressed; real pages are well under 1 MiB
 MAX_RETRY_AFTER = RETRY_AFTER_CAP  # seconds: a longer Retry-After fails the request at once
 RESPONSE_TIME_FACTOR = 10  # one attempt (send to last byte) may take this many --timeout
-CHUNK_BYTES = 16 * 1024  # read at a time: with gzip/deflate at most ~16 MiB once decoded
+CHUNK_BYTES = 4 * 1024  # read at a time: gzip or deflate of it is at most ~4 MiB decoded
 MAX_REDIRECTS = 5
 MAX_THROTTLES = 8  # 429s answered for one request before giving up
 MAX_BROKEN = 4  # cut-off bodies, broken connections mid-body and unreadable JSON, per request
@@ -288,8 +288,8 @@ class _WatchedAdapter(HTTPAdapter):
         }
 
 
-# urllib3 before 2.6 decodes a whole read at once: gzip or deflate of 16 KiB gives at most
-# ~16 MiB, but stacked codings or brotli/zstd could give gigabytes. Those it then refuses.
+# urllib3 before 2.6 decodes a whole read at once: gzip or deflate of 4 KiB gives at most
+# ~4 MiB, but stacked codings or brotli/zstd could give gigabytes. Those it then refuses.
 _BOUNDED_DECODERS = tuple(int(p) for p in re.findall(r"\d+", urllib3_version)[:2]) >= (2, 6)
 _SAFE_CODINGS = frozenset({"", "identity", "gzip", "x-gzip", "deflate"})
 
