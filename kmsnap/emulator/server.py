@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import socket
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -42,6 +43,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     emulator: Emulator
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (a bound hit, Ctrl-C) is no error: no traceback on stderr."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
