@@ -16,6 +16,7 @@ import yaml
 
 from kmsnap.emulator import AWKWARD_NAMES, Catalog, Emulator, generate_catalog
 from kmsnap.model import KINDS, USAGE_FIELDS, Snapshot, entity_name
+from kmsnap.store import load_snapshot
 
 TOKEN = "demo-token"
 FIXTURE = Path(__file__).parent / "fixtures" / "snapshot-small"
@@ -171,8 +172,7 @@ def fixture_records() -> dict[str, dict[str, dict[str, Any]]]:
 
 
 def test_serves_a_snapshot_directory(make_emulator: Make, http: requests.Session) -> None:
-    store = pytest.importorskip("kmsnap.store", reason="kmsnap.store is not written yet")
-    snapshot = store.load_snapshot(FIXTURE)
+    snapshot = load_snapshot(FIXTURE)
     emu = make_emulator(Catalog.from_snapshot(snapshot))
     expected = fixture_records()
     assert sum(map(len, expected.values())) == 12
@@ -264,8 +264,6 @@ def test_listing_is_cached_until_a_change() -> None:
 
 @pytest.mark.parametrize("source", [["--size", "50"], ["--catalog", str(FIXTURE)]])
 def test_kmsnap_serve_prints_url_serves_and_stops_on_ctrl_c(source: list[str]) -> None:
-    if "--catalog" in source:
-        pytest.importorskip("kmsnap.store", reason="kmsnap.store is not written yet")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "kmsnap", "serve", "--port", "0", "--token", "T", *source],

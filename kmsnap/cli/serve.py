@@ -70,10 +70,8 @@ def serve(
         raise UsageError(f"--max-page-size must be at least 1, got {max_page_size}")
     served: Catalog | None = None
     if catalog is not None:
-        try:
-            from kmsnap.store import load_snapshot
-        except ImportError:  # pragma: no cover - until the store module lands
-            raise UsageError("--catalog needs kmsnap.store, which this build lacks") from None
+        from kmsnap.store import load_snapshot
+
         if not catalog.is_dir():
             raise UsageError(f"--catalog {catalog}: not a snapshot directory")
         served = Catalog.from_snapshot(load_snapshot(catalog, with_stats=True))
