@@ -2,34 +2,65 @@
 
 Top-level collections first, their pages fetched concurrently by offset once the first
 page gives ``pagination.total``; product- or account-scoped collections only for what
-the directory does not offer; each collection checked against its total.
+the directory does not offer; each collection checked against its total. Pages are asked
+for a window at a time (twice the concurrency), by daemon workers nobody waits for once
+the pull has failed or been interrupted. An answer that is not shaped like the API's
+(a root without catalog links, a page without ``pagination`` or whose ``data`` is not a
+list) fails the pull: it must never read as "no entities".
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import queue
+import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 
-from kmsnap.api import ApiClient, origin_of
-from kmsnap.errors import ApiError, AuthError, IncompleteError, UnsafeUrlError
-from kmsnap.links import NOT_CATALOG_RELS, as_int, content_key, iter_links, link_url, page_url
-from kmsnap.model import KINDS, PRODUCT_KINDS, Record, Snapshot, kind_for_rel
+from kmsnap.api import MAX_BODY_BYTES, MAX_RETRY_AFTER, ApiClient, Envelope, origin_of
+from kmsnap.errors import (
+    ApiError,
+    AuthError,
+    BoundError,
+    DeadlineError,
+    IncompleteError,
+    UnsafeUrlError,
+)
+from kmsnap.links import (
+    NOT_CATALOG_RELS,
+    content_key,
+    iter_links,
+    link_url,
+    page_step,
+    page_url,
+    pagination_of,
+)
+from kmsnap.model import KINDS, PRODUCT_KINDS, Record, Snapshot, kind_for_rel, rel_for_kind
 from kmsnap.pacing import Clock
 
 MAX_TOTAL = 50_000_000  # a total beyond this is a broken server, not a catalog
-MAX_PAGES = 1_000_000  # per collection, also for servers that only give ``next`` links
+# Pages one collection may take, also when walked by ``next`` links: 10 million items at
+# the default page size of 100; a server that claims a total needing more pages than this
+# at the page size it actually serves is refused before the first of them is asked for.
+MAX_PAGES = 100_000
+FAILURE_GRACE = 1.0  # seconds a failed (not interrupted) pull waits for requests in flight
+WINDOW = 2  # pages asked for ahead, per worker: enough to keep every worker busy
 PARENT_KINDS = ("account", "product")  # their items' links lead to scoped collections
+NOT_THE_API = "(not the Kissmetrics Core API, or down for maintenance?)"
+
+T = TypeVar("T")
 
 
 @dataclass
 class PullOptions:
-    """What to pull and how hard to push."""
+    """What to pull, how hard to push, and the bounds that stop a pull from a broken server."""
 
     api: str
     token: str = field(repr=False)
@@ -37,6 +68,9 @@ class PullOptions:
     page_size: int = 100
     max_rps: float | None = None
     timeout: float = 30.0
+    deadline: float | None = 1800.0  # seconds for the whole pull; None: no limit
+    max_body: int = MAX_BODY_BYTES  # bytes of one answer, after decompression
+    max_retry_after: float = MAX_RETRY_AFTER  # seconds of one Retry-After worth waiting
 
 
 @dataclass(frozen=True)
@@ -60,6 +94,62 @@ class PullResult:
     warnings: list[str]
 
 
+class _Workers:
+    """``count`` daemon threads running submitted calls into ``Future``s.
+
+    Not a ``ThreadPoolExecutor``: that one is joined by ``shutdown`` and again by an
+    interpreter-exit hook, so a worker stuck in a read (or on a lock) would keep an
+    interrupted or failed pull alive. ``shutdown`` here cancels what has not started and
+    waits for nothing; a request still running ends with its timeout, or with the process.
+    """
+
+    def __init__(self, count: int, name: str) -> None:
+        self._tasks: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = (
+            queue.SimpleQueue())
+        self._threads = [threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
+                         for i in range(max(1, count))]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, fn: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._tasks.put((future, fn))
+        return future
+
+    def _work(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            future, fn = task
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn()
+            except BaseException as exc:  # handed to the waiting thread, which decides
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+            del task, future, fn
+
+    def shutdown(self, grace: float = 0.0) -> None:
+        """Cancel every call not started and let the threads end, waiting at most ``grace``
+        seconds in all for the calls still running (so a library caller sees no request
+        after a failed pull, in the usual case)."""
+        while True:
+            try:
+                task = self._tasks.get_nowait()
+            except queue.Empty:
+                break
+            if task is not None:
+                task[0].cancel()
+        for _ in self._threads:
+            self._tasks.put(None)
+        end = time.monotonic() + grace
+        for thread in self._threads:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            thread.join(left)
+
+
 @dataclass
 class _Page:
     url: str
@@ -68,6 +158,8 @@ class _Page:
     limit: int | None
     next_url: str | None
     links: list[list[tuple[str, str | None]]]  # per record, for parent kinds: (rel, url)
+    paginated: bool = True  # it has a ``pagination`` object
+    problem: str | None = None  # what is wrong with its pagination.total
 
 
 @dataclass
@@ -79,12 +171,13 @@ class _Collection:
     total: int | None = None
     limit: int = 0
     pages: dict[int, _Page] = field(default_factory=dict)
-    pending: int = 0
+    pending: int = 0  # pages asked for (queued or in flight) and not yet answered
     moved: bool = False
     visited: set[str] = field(default_factory=set)
 
 
 ProgressCallback = Callable[[ProgressEvent], None]
+_PageList = tuple[int, Iterator[tuple[int, str]]]  # how many pages, and (index, url) of each
 
 
 class _ShortPage(Exception):
@@ -96,10 +189,11 @@ class _ShortPage(Exception):
 
 
 class _Crawler:
-    def __init__(self, client: ApiClient, options: PullOptions,
+    def __init__(self, client: ApiClient, options: PullOptions, workers: _Workers,
                  progress: ProgressCallback | None) -> None:
         self.client = client
         self.options = options
+        self.workers = workers
         self.progress = progress
         self.snapshot = Snapshot(api=options.api)
         self.warnings: list[str] = []
@@ -124,31 +218,50 @@ class _Crawler:
             self._warned.add(message)
             self.warnings.append(message)
 
+    def wait_any(self, futures: Iterable[Future[Any]], url: str) -> set[Future[Any]]:
+        """Wait for the first of ``futures``, no longer than the pull's deadline allows."""
+        done, _ = wait(futures, timeout=self.client.time_left(), return_when=FIRST_COMPLETED)
+        if not done:
+            raise DeadlineError(
+                f"GET {url}: no answer before the pull's deadline of "
+                f"{self.options.deadline:g} s (--deadline); try again later", url=url)
+        return done
+
     # -- links --------------------------------------------------------------------------
 
-    def follow(self, rel: str, url: str | None) -> str | None:
-        """The URL to request for a link, or None (with a warning for another origin)."""
-        if url is None:
-            return None
-        if origin_of(url) is None:
+    def follow(self, rel: str, url: str | None, where: str) -> str | None:
+        """The URL to request for a link, or None; another origin fails a documented kind."""
+        if url is None or origin_of(url) is None:
             return None
         if not self.client.same_origin(url):
+            if kind_for_rel(rel) in KINDS:  # dropping it would drop every one of them
+                raise UnsafeUrlError(
+                    f"{where}: the {rel!r} link leads to another origin ({origin_of(url)}); "
+                    f"kmsnap pulls the catalog only from {self.client.origin}", url=url)
             self.warn(f"not following link {rel!r} to another origin: {url}")
             return None
         return page_url(url, self.options.page_size, 0)
 
     def root_collections(self) -> list[_Collection]:
-        root = self.client.fetch_json(self.options.api)
+        url = self.options.api
+        future = self.workers.submit(lambda: self.client.fetch_json(url))
+        self.wait_any([future], url)
+        root: Envelope = future.result()
         found: dict[str, _Collection] = {}
+        known = False
         for link in iter_links(root.body):
             rel = link.get("rel")
             if not isinstance(rel, str) or rel in NOT_CATALOG_RELS or rel in KINDS or rel in found:
                 continue
-            url = self.follow(rel, link_url(link, root.url, self.options.page_size))
-            if url is None:
-                continue
             kind = kind_for_rel(rel)
-            found[rel] = _Collection(kind, url, optional=kind not in KINDS)
+            known = known or kind in KINDS
+            href = self.follow(rel, link_url(link, root.url, self.options.page_size),
+                               f"GET {root.url}")
+            if href is not None:
+                found[rel] = _Collection(kind, href, optional=kind not in KINDS)
+        if not known:
+            raise ApiError(f"GET {root.url}: the API root lists no catalog collections "
+                           f"{NOT_THE_API}", url=root.url)
         return list(found.values())
 
     def scoped_collections(self, have: set[str], scanned: set[str]) -> list[_Collection]:
@@ -165,7 +278,7 @@ class _Crawler:
                     kind = kind_for_rel(rel)
                     if kind in have:
                         continue
-                    url = self.follow(rel, href)
+                    url = self.follow(rel, href, f"{parent} {key}")
                     if url is not None and url not in out:
                         out[url] = _Collection(kind, url, optional=kind not in KINDS)
         return list(out.values())
@@ -177,14 +290,13 @@ class _Crawler:
         envelope = self.client.fetch_json(url)
         body = envelope.body
         data = body.get("data")
-        pagination = body.get("pagination")
-        pagination = pagination if isinstance(pagination, dict) else {}
+        pagination = pagination_of(body)
         next_url = None
         for link in iter_links({"links": body.get("links")}):
             if link.get("rel") == "next":
                 next_url = link_url(link, envelope.url, self.options.page_size)
-        page = _Page(envelope.url, None, as_int(pagination.get("total")),
-                     as_int(pagination.get("limit")), next_url, [])
+        page = _Page(envelope.url, None, pagination.total, pagination.limit, next_url, [],
+                     pagination.present, pagination.problem)
         if not isinstance(data, list):
             return page
         records: list[Record] = []
@@ -203,14 +315,29 @@ class _Crawler:
         page.records = records
         return page
 
-    def run(self, collections: list[_Collection], pool: ThreadPoolExecutor) -> None:
-        """Fetch the collections' pages, concurrently, until every one is complete."""
+    def run(self, collections: list[_Collection]) -> None:
+        """Fetch the collections' pages, a window at a time, until every one is complete."""
         # future -> (collection, page index, the collection's attempt it belongs to)
         futures: dict[Future[_Page], tuple[_Collection, int, int]] = {}
+        backlog: deque[tuple[_Collection, int, Iterator[tuple[int, str]]]] = deque()
+        window = max(2, WINDOW * self.options.concurrency)
 
-        def submit(col: _Collection, index: int, url: str) -> None:
-            futures[pool.submit(self.fetch_page, col.kind, url)] = (col, index, col.attempt)
-            col.pending += 1
+        def ask(col: _Collection, pages: _PageList) -> None:
+            count, items = pages
+            if count:
+                col.pending += count
+                backlog.append((col, col.attempt, items))
+
+        def fill() -> None:
+            while backlog and len(futures) < window:
+                col, attempt, items = backlog[0]
+                item = next(items, None) if attempt == col.attempt else None
+                if item is None:
+                    backlog.popleft()
+                    continue
+                index, url = item
+                future = self.workers.submit(functools.partial(self.fetch_page, col.kind, url))
+                futures[future] = (col, index, attempt)
 
         def refetch(col: _Collection, short: _ShortPage) -> None:
             """Drop what was fetched and asked for, and fetch the collection once more."""
@@ -222,14 +349,15 @@ class _Crawler:
                 if other is col and future.cancel():
                     del futures[future]
             col.attempt, col.moved, col.total, col.pages, col.pending = 1, False, None, {}, 0
-            submit(col, 0, col.url)
+            ask(col, _first_page(col))
 
         for col in collections:
-            submit(col, 0, col.url)
+            ask(col, _first_page(col))
+        fill()
         try:
             while futures:
-                done, _ = wait(futures, return_when=FIRST_COMPLETED)
-                for future in done:
+                oldest = next(iter(futures.values()))
+                for future in self.wait_any(futures, _url_of(oldest)):
                     col, index, attempt = futures.pop(future)
                     if attempt != col.attempt:
                         continue  # a page of an attempt given up: its answer no longer counts
@@ -242,15 +370,13 @@ class _Crawler:
                             continue
                         raise
                     try:
-                        more = self.take_page(col, index, page)
+                        ask(col, self.take_page(col, index, page))
                     except _ShortPage as short:
                         refetch(col, short)
                         continue
-                    for index_, url in more:
-                        submit(col, index_, url)
-                    if col.pending == 0 and col.pages:
-                        if self.finish(col):
-                            submit(col, 0, col.url)
+                    if col.pending == 0 and col.pages and self.finish(col):
+                        ask(col, _first_page(col))
+                fill()
         except BaseException:
             self.client.cancel()  # requests in flight end within their timeouts
             for future in futures:
@@ -262,30 +388,35 @@ class _Crawler:
         return (not isinstance(exc, (AuthError, UnsafeUrlError)) and exc.status is not None
                 and 400 <= exc.status < 500 and exc.status != 429)
 
-    def take_page(self, col: _Collection, index: int, page: _Page) -> list[tuple[int, str]]:
-        """Record a page; return the pages it makes known, as (index, url)."""
+    def check_shape(self, col: _Collection, index: int, page: _Page) -> bool:
+        """False for an unknown rel's first answer that is not a list page (warned and
+        skipped); raises for a page of a documented kind, which always is one."""
+        rel = rel_for_kind(col.kind)
         if page.records is None:
-            if col.optional and index == 0:
-                self.warn(f"link {col.kind!r} does not lead to a list; not kept")
-                return []
-            raise ApiError(f"GET {page.url}: expected a list in 'data'", url=page.url)
+            problem = "its 'data' is not a list"
+        elif page.problem is not None:
+            problem = page.problem
+        elif not page.paginated and not col.optional:
+            problem = "it has no 'pagination' object"
+        else:
+            return True
+        if col.optional and index == 0:
+            self.warn(f"link {col.kind!r} does not lead to a list ({problem}); not kept")
+            return False
+        raise ApiError(f"GET {page.url}: not a page of the API's {rel} collection: {problem} "
+                       f"{NOT_THE_API}", url=page.url)
+
+    def take_page(self, col: _Collection, index: int, page: _Page) -> _PageList:
+        """Record a page; return the pages it makes known."""
+        if not self.check_shape(col, index, page) or page.records is None:
+            return 0, iter(())
         col.pages[index] = page
-        more: list[tuple[int, str]] = []
+        more: _PageList = (0, iter(()))
         if index == 0:
             col.total = page.total
-            col.limit = page.limit if page.limit and page.limit > 0 else len(page.records)
+            col.limit = page.limit or len(page.records)
             if col.total is not None:
-                if not 0 <= col.total <= MAX_TOTAL:
-                    raise ApiError(f"GET {page.url}: implausible pagination.total {col.total}",
-                                   url=page.url)
-                if not page.records and col.total > 0:
-                    raise _ShortPage(f"GET {page.url}: an empty first page but its "
-                                     f"pagination.total is {col.total}", page.url)
-                count = math.ceil(col.total / col.limit) if col.total else 1
-                if count > MAX_PAGES:
-                    raise ApiError(f"GET {page.url}: {count} pages of {col.limit}; refusing",
-                                   url=page.url)
-                more = [(i, page_url(page.url, col.limit, i * col.limit)) for i in range(1, count)]
+                more = self.plan(col, page, page.records)
             col.visited = {page.url}
         elif col.total is not None:
             if not page.records:  # only pages before the end are asked for
@@ -297,16 +428,38 @@ class _Crawler:
             if page.total != col.total:
                 col.moved = True  # the catalog changed between pages
         if col.total is None and page.next_url:  # no total: walk ``next`` one by one
-            if page.next_url in col.visited or len(col.visited) >= MAX_PAGES:
+            if page.next_url in col.visited:
                 raise ApiError(f"GET {page.url}: 'next' links go round in a circle",
                                url=page.url)
+            if len(col.visited) >= MAX_PAGES:
+                raise BoundError(f"GET {page.url}: 'next' links go on past {MAX_PAGES} pages, "
+                                 "the most one collection may take; refusing", url=page.url)
             if not self.client.same_origin(page.next_url):
                 raise UnsafeUrlError(f"GET {page.url}: 'next' leads to another origin "
                                      f"({origin_of(page.next_url)})", url=page.url)
             col.visited.add(page.next_url)
-            more = [(index + 1, page.next_url)]
-        self._progress(col, index, page, len(more))
+            more = (1, iter([(index + 1, page.next_url)]))
+        self._progress(col, index, page, more[0])
         return more
+
+    def plan(self, col: _Collection, page: _Page, records: list[Record]) -> _PageList:
+        """The pages after the first, from its total and the page size it actually served."""
+        total = col.total or 0
+        if total > MAX_TOTAL:
+            raise BoundError(f"GET {page.url}: implausible pagination.total {total} (more "
+                             f"than {MAX_TOTAL}); refusing", url=page.url)
+        if not records and total > 0:
+            raise _ShortPage(f"GET {page.url}: an empty first page but its "
+                             f"pagination.total is {total}", page.url)
+        col.limit = page_step(total, len(records), page.limit)
+        count = math.ceil(total / col.limit) if total else 1
+        if count > MAX_PAGES:
+            raise BoundError(
+                f"GET {page.url}: pagination.total {total} at the {len(records)} items this "
+                f"page served would take {count} pages, more than the {MAX_PAGES} one "
+                "collection may take; refusing", url=page.url)
+        url, step = page.url, col.limit
+        return count - 1, ((i, page_url(url, step, i * step)) for i in range(1, count))
 
     def _progress(self, col: _Collection, index: int, page: _Page, new_pages: int) -> None:
         counts = self._counts.setdefault(col.kind, [0, 0, 0])
@@ -358,6 +511,16 @@ class _Crawler:
         return False
 
 
+def _first_page(col: _Collection) -> _PageList:
+    return 1, iter([(0, col.url)])
+
+
+def _url_of(asked: tuple[_Collection, int, int]) -> str:
+    col, index, _ = asked
+    return col.url if index == 0 or col.limit <= 0 else page_url(col.url, col.limit,
+                                                                  index * col.limit)
+
+
 def pull_snapshot(
     options: PullOptions,
     *,
@@ -367,31 +530,35 @@ def pull_snapshot(
 ) -> PullResult:
     """Crawl the whole catalog the token can see into a ``Snapshot``.
 
-    Raises ``ApiError`` (and children) when it cannot, never a partial snapshot.
+    Raises ``ApiError`` (and children) when it cannot, never a partial snapshot. After a
+    failure or Ctrl-C nothing waits for the workers: the exception is raised at once.
     """
     started = time.perf_counter()
     with ApiClient(options.api, options.token, session=session, timeout=options.timeout,
                    concurrency=options.concurrency, max_rps=options.max_rps,
-                   clock=clock) as client:
-        crawler = _Crawler(client, options, progress)
-        pool = ThreadPoolExecutor(max_workers=options.concurrency,
-                                  thread_name_prefix="kmsnap-pull")
-        finished = False
+                   clock=clock, max_body=options.max_body, deadline=options.deadline,
+                   max_retry_after=options.max_retry_after) as client:
+        workers = _Workers(options.concurrency, "kmsnap-pull")
+        crawler = _Crawler(client, options, workers, progress)
+        finished, interrupted = False, False
         try:
             top = crawler.root_collections()
-            crawler.run(top, pool)
+            crawler.run(top)
             have = {col.kind for col in top}
             scanned: set[str] = set()
             for _ in range(len(PARENT_KINDS) + 1):  # accounts -> products -> product kinds
                 scoped = crawler.scoped_collections(have, scanned)
                 if not scoped:
                     break
-                crawler.run(scoped, pool)
+                crawler.run(scoped)
             finished = True
+        except KeyboardInterrupt:
+            interrupted = True
+            raise
         finally:
             if not finished:  # a failure or Ctrl-C: stop the other workers' waits and retries
                 client.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
+            workers.shutdown(grace=0.0 if interrupted else FAILURE_GRACE)
         crawler.assemble()
         _check_coverage(crawler, have)
         return PullResult(crawler.snapshot, client.requests,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
@@ -82,11 +83,62 @@ def content_key(record: Record) -> str:
 
 
 def as_int(value: object) -> int | None:
-    """An integer from a pagination field, or None when it is not one."""
+    """An integer from a pagination field, or None when it is not one.
+
+    Digit strings are read only up to 18 ASCII digits: int() refuses (ValueError) past
+    4300, and no count of a catalog has more than a handful.
+    """
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and text.isdigit() and len(text) <= 18:
+            return int(text)
     return None
+
+
+@dataclass(frozen=True)
+class Pagination:
+    """A list page's ``pagination``: ``present`` when it is a JSON object at all.
+
+    ``problem`` says what is wrong with its ``total`` (not a non-negative integer); without
+    a ``total`` key the collection can only be walked by its ``next`` links.
+    """
+
+    present: bool
+    total: int | None
+    limit: int | None
+    problem: str | None = None
+
+
+def pagination_of(body: dict[str, Any]) -> Pagination:
+    """Read ``pagination`` of an envelope, never trusting its types."""
+    value = body.get("pagination")
+    if not isinstance(value, dict):
+        return Pagination(False, None, None)
+    limit = as_int(value.get("limit"))
+    limit = limit if limit is not None and limit > 0 else None
+    if "total" not in value:
+        return Pagination(True, None, limit)
+    total = as_int(value["total"])
+    if total is None or total < 0:
+        shown = repr(value["total"])
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        return Pagination(True, None, limit,
+                          f"its pagination.total is {shown}, not a non-negative integer")
+    return Pagination(True, total, limit)
+
+
+def page_step(total: int, served: int, limit: int | None) -> int:
+    """The offset step between pages: what the first page actually served, not what was asked.
+
+    The server's ``pagination.limit`` is trusted (the reference says so) unless the first
+    page, not the last one, came back with fewer items: then the server caps pages below
+    the limit it claims, and stepping by that limit would skip items.
+    """
+    step = limit if limit is not None else served
+    if 0 < served < total:
+        step = min(step, served) if step > 0 else served
+    return max(step, 1)

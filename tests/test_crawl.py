@@ -295,7 +295,8 @@ def test_an_absurd_total_is_refused(make_emulator: MakeEmulator) -> None:
 def test_a_cyclic_next_link_is_refused(make_emulator: MakeEmulator) -> None:
     emu = make_emulator(events_catalog(5))
     url = f"{emu.base_url}/events?limit=100&offset=0"
-    looping = {"data": [{"id": "x"}], "links": [{"rel": "next", "href": url}]}
+    looping = {"data": [{"id": "x"}], "links": [{"rel": "next", "href": url}],
+               "pagination": {"limit": 100, "offset": 0}}
     emu.inject("/core/events", status=200, body=json.dumps(looping),
                content_type="application/json", times=None)
     with pytest.raises(ApiError, match="circle"):
@@ -307,7 +308,7 @@ def test_next_links_are_walked_when_there_is_no_total(make_emulator: MakeEmulato
     emu = make_emulator(events_catalog(0))
     pages = [{"data": [{"id": f"x{i}", "name": str(i)}],
               "links": [{"rel": "next", "href": f"{emu.base_url}/events?page={i + 1}"}]
-              if i < 2 else []} for i in range(3)]
+              if i < 2 else [], "pagination": {"limit": 1}} for i in range(3)]
     for i, page in enumerate(pages):
         emu.inject("/core/events", offset=None if i else 0, status=200, body=json.dumps(page),
                    content_type="application/json", times=1)
