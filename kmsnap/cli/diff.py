@@ -18,6 +18,9 @@ from kmsnap.cli.pull import (
     AllowShrinkOption,
     ApiOption,
     ConcurrencyOption,
+    DeadlineOption,
+    MaxResponseMbOption,
+    MaxRetryAfterOption,
     MaxRpsOption,
     PageSizeOption,
     QuietOption,
@@ -225,6 +228,9 @@ def check(
     page_size: PageSizeOption = None,
     max_rps: MaxRpsOption = None,
     timeout: TimeoutOption = None,
+    deadline: DeadlineOption = None,
+    max_response_mb: MaxResponseMbOption = None,
+    max_retry_after: MaxRetryAfterOption = None,
     with_stats: Annotated[
         bool, typer.Option("--with-stats", help="Count usage fields (total, ...) as drift too")
     ] = False,
@@ -273,6 +279,9 @@ def check(
         quiet,
         config=config,
         summary=False,
+        deadline=deadline,
+        max_response_mb=max_response_mb,
+        max_retry_after=max_retry_after,
     )
     guard.check_live(result.snapshot)
     with tempfile.TemporaryDirectory(prefix="kmsnap-check-") as tmp:

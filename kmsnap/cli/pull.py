@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from rich.progress import TaskID
 
     from kmsnap.config import Config
-    from kmsnap.crawl import ProgressEvent, PullResult
+    from kmsnap.crawl import ProgressEvent, PullOptions, PullResult
 
 # Option types shared with ``check``: ``def check(api: ApiOption = None, ...)``. Every
 # default is None so the config file and KMSNAP_* variables can fill in (kmsnap.config).
@@ -57,6 +57,24 @@ TimeoutOption = Annotated[
     float | None,
     typer.Option("--timeout", metavar="S", show_default=False,
                  help="Seconds to wait to connect, and for each read [default: 30]"),
+]
+# The defaults below are PullOptions' (kmsnap.crawl, kmsnap.api), spelt out here so --help
+# needs no HTTP stack; tests/test_hostile_crawl.py checks that they agree.
+DeadlineOption = Annotated[
+    float | None,
+    typer.Option("--deadline", metavar="SECONDS", show_default=False,
+                 help="Give up a pull that takes longer than this in all [default: 1800]"),
+]
+MaxResponseMbOption = Annotated[
+    int | None,
+    typer.Option("--max-response-mb", metavar="N", show_default=False,
+                 help="Refuse an answer larger than N MiB once decompressed [default: 32]"),
+]
+MaxRetryAfterOption = Annotated[
+    float | None,
+    typer.Option("--max-retry-after", metavar="SECONDS", show_default=False,
+                 help="Fail at once when the API asks to wait longer than this in a "
+                      "Retry-After [default: 300]"),
 ]
 WithStatsOption = Annotated[
     bool,
@@ -139,6 +157,9 @@ def pull_live(
     config: Config | None = None,
     session: requests.Session | None = None,
     summary: bool = True,
+    deadline: float | None = None,
+    max_response_mb: int | None = None,
+    max_retry_after: float | None = None,
 ) -> PullResult:
     """Pull the live catalog, showing progress on a terminal; print warnings and a summary.
 
@@ -157,6 +178,7 @@ def pull_live(
         api=settings.api, token=read_token(token_file), concurrency=settings.concurrency,
         page_size=settings.page_size, max_rps=settings.max_rps, timeout=settings.timeout,
     )
+    _set_bounds(options, deadline, max_response_mb, max_retry_after)
     if not quiet and stderr_is_terminal():
         with _ProgressDisplay() as display:
             result = pull_snapshot(options, progress=display.update, session=session)
@@ -168,6 +190,26 @@ def pull_live(
     if summary and not quiet:
         info(summary_line(result))
     return result
+
+
+def _set_bounds(options: PullOptions, deadline: float | None, max_response_mb: int | None,
+                max_retry_after: float | None) -> None:
+    """The bound options onto ``options``, refusing values that would bound nothing."""
+    from kmsnap.errors import UsageError
+
+    if deadline is not None:
+        if not 0 < deadline < float("inf"):
+            raise UsageError(f"--deadline must be a number of seconds above 0, not {deadline:g}")
+        options.deadline = deadline
+    if max_response_mb is not None:
+        if not 1 <= max_response_mb <= 64 * 1024:
+            raise UsageError(f"--max-response-mb must be 1 to 65536, not {max_response_mb}")
+        options.max_body = max_response_mb * 1024 * 1024
+    if max_retry_after is not None:
+        if not 0 <= max_retry_after < float("inf"):
+            raise UsageError("--max-retry-after must be a number of seconds, 0 or more, "
+                             f"not {max_retry_after:g}")
+        options.max_retry_after = max_retry_after
 
 
 @app.command()
@@ -183,6 +225,9 @@ def pull(
     page_size: PageSizeOption = None,
     max_rps: MaxRpsOption = None,
     timeout: TimeoutOption = None,
+    deadline: DeadlineOption = None,
+    max_response_mb: MaxResponseMbOption = None,
+    max_retry_after: MaxRetryAfterOption = None,
     with_stats: WithStatsOption = False,
     quiet: QuietOption = False,
     allow_shrink: AllowShrinkOption = False,
@@ -213,7 +258,8 @@ def pull(
     # Read before the crawl: a broken previous snapshot fails fast; only its ids are kept.
     guard = ShrinkGuard.for_pull(target, config, allow=allow_shrink)
     result = pull_live(api, token_file, concurrency, page_size, max_rps, timeout, quiet,
-                       config=config, summary=False)
+                       config=config, summary=False, deadline=deadline,
+                       max_response_mb=max_response_mb, max_retry_after=max_retry_after)
     # Nothing is written before the crawl has fully succeeded; the store swaps atomically.
     guard.check_pull(result.snapshot)
     save_snapshot(result.snapshot, target, with_stats=with_stats)
