@@ -137,7 +137,8 @@ def _imported_top_level_modules() -> set[str]:
                 and isinstance(node.args[0].value, str)
             ):
                 found.add(node.args[0].value.split(".")[0])
-    return found - set(sys.stdlib_module_names) - {"kmsnap", "__future__"}
+    # tomllib is in the standard library from 3.11 (config.py falls back to tomli on 3.10).
+    return found - set(sys.stdlib_module_names) - {"kmsnap", "__future__", "tomllib"}
 
 
 # Import names whose distribution may not be installed here (tomli is only needed on 3.10).
