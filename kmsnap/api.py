@@ -207,6 +207,22 @@ def _arm(sock: object, now: float | None = None) -> None:
             watch.shut()
 
 
+def _disarm() -> None:
+    """This thread's attempt is over (a retry is about to wait): no time budget runs now."""
+    watch: _Watch | None = getattr(_current, "watch", None)
+    if watch is not None:
+        with watch.lock:
+            watch.attempt_end = None
+
+
+class _WatchedDeadline(Deadline):
+    """The client's deadline: a wait between two attempts does not count against either."""
+
+    def sleep(self, seconds: float) -> None:
+        _disarm()
+        super().sleep(seconds)
+
+
 class _Watchdog:
     """One thread per client that shuts the socket of a request past its deadline or its
     time budget: a body dripping one byte a second resets every read timeout, not this."""
@@ -365,7 +381,7 @@ class ApiClient:
         self._clock = clock
         self.max_body = max_body
         self.max_retry_after = max_retry_after
-        self.deadline = Deadline(clock, deadline)
+        self.deadline: Deadline = _WatchedDeadline(clock, deadline)
         self._watchdog = _Watchdog(clock)
         self.pacer = Pacer(clock, max_rps, deadline=self.deadline, max_wait=max_retry_after)
         self._own_session = session is None

@@ -128,7 +128,8 @@ class Deadline:
         left = self.left()
         if left is not None and left <= seconds:
             self.clock.sleep(max(left, 0.0))
-            raise DeadlinePassed()
+            self.check()  # not passed: the sleep was interrupted (a cancel), which goes on
+            return
         self.clock.sleep(seconds)
 
 

@@ -212,6 +212,17 @@ def test_a_dripping_answer_without_a_deadline_ends_after_its_time_budget() -> No
     assert time.monotonic() - started < 6
 
 
+def test_a_retry_after_wait_does_not_count_against_the_time_of_an_attempt() -> None:
+    answers = iter([503, 200])
+
+    def handler(request: BaseHTTPRequestHandler) -> None:
+        send(request, next(answers), b"{}", headers={**JSON, "Retry-After": "1"})
+
+    with serve(handler) as base_url, ApiClient(base_url, TOKEN, timeout=0.05) as client:
+        assert client.fetch_json(base_url).body == {}  # 1 s wait, 0.5 s budget per attempt
+        assert client.requests == 2
+
+
 def test_the_deadline_is_checked_before_anything_is_sent() -> None:
     hits = []
 
