@@ -157,8 +157,14 @@ def resolve_tree(repo: Path, rev: str, path: str, *, label: str | None = None) -
     return oid
 
 
-def list_tree(repo: Path, tree: str) -> dict[str, tuple[str, int]]:
-    """Every regular file under ``tree``: posix relpath -> (blob id, size), one ``ls-tree``."""
+def list_tree(
+    repo: Path, tree: str, *, refused: dict[str, str] | None = None
+) -> dict[str, tuple[str, int]]:
+    """Every file under ``tree``: posix relpath -> (blob id, size), one ``ls-tree``.
+
+    A symlink or submodule (not hidden) is a SnapshotError naming it, as in a directory; with
+    ``refused``, it goes there instead (relpath -> the problem) for the caller to report.
+    """
     out = git_output(repo, ["ls-tree", "-r", "-z", "-l", "--full-tree", tree])
     assert out is not None
     files: dict[str, tuple[str, int]] = {}
@@ -167,9 +173,20 @@ def list_tree(repo: Path, tree: str) -> dict[str, tuple[str, int]]:
             continue
         meta, _, name = entry.partition(b"\t")
         parts = meta.split()
-        if len(parts) != 4 or parts[1] != b"blob" or parts[0].decode() not in _FILE_MODES:
-            continue
         relpath = name.decode("utf-8", "surrogateescape")
+        if len(parts) != 4 or parts[1] != b"blob" or parts[0].decode() not in _FILE_MODES:
+            if any(part.startswith(".") for part in relpath.split("/")):
+                continue  # hidden, as in a directory: never read
+            # A symlink or submodule would be refused in a checkout: refuse it here too, rather
+            # than skip it and report its entities as removed.
+            what = {b"120000": "a symbolic link", b"160000": "a submodule (gitlink)"}.get(
+                parts[0] if parts else b"", "not a regular file")
+            problem = f"{what}: only regular files may be in a snapshot"
+            if refused is not None:
+                refused[relpath] = problem
+                continue
+            shown = relpath if relpath.isprintable() else ascii(relpath)[1:-1]
+            raise SnapshotError(problem, path=shown)
         files[relpath] = (parts[2].decode(), int(parts[3]) if parts[3].isdigit() else 0)
     return files
 

@@ -191,6 +191,10 @@ def snapshot_trees(repo: Path, revs: Iterable[str], path: str) -> dict[str, str 
 # --- loading one step -------------------------------------------------------------------
 
 
+# Prefix of a listing entry that is no blob (a symlink, a submodule): never an object id.
+_REFUSED = "!"
+
+
 class _ListingSource:
     """A snapshot as a listing of blob ids (a tree, possibly patched), read by a shared reader."""
 
@@ -200,6 +204,9 @@ class _ListingSource:
         self._reader = reader
 
     def list_files(self) -> dict[str, str | None]:
+        for relpath, oid in self._files.items():
+            if oid.startswith(_REFUSED):
+                raise SnapshotError(oid[len(_REFUSED):], path=relpath)
         return dict(self._files)
 
     def read_files(self, relpaths: Sequence[str]) -> dict[str, bytes]:
@@ -225,7 +232,12 @@ class _Walker:
         if found is None:
             if len(self._listings) > 8:  # consecutive commits share trees; keep only a few
                 self._listings.pop(next(iter(self._listings)))
-            found = {p: oid for p, (oid, _size) in list_tree(self.repo, tree).items()}
+            refused: dict[str, str] = {}
+            found = {p: oid for p, (oid, _size) in
+                     list_tree(self.repo, tree, refused=refused).items()}
+            # A symlink or submodule stays in the listing as a marker its source refuses, so
+            # the commit that added it gets a warning and the walk goes on.
+            found.update({p: _REFUSED + problem for p, problem in refused.items()})
             self._listings[tree] = found
         return found
 

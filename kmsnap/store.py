@@ -6,7 +6,9 @@ fast reader) with ``kmsnap.yamlsafe`` (the strict fallback loader).
 
 from __future__ import annotations
 
+import json
 import os
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,46 +58,102 @@ class SnapshotSource(Protocol):
 
 
 class DirectorySource:
-    """A snapshot directory on disk. Symlinks inside it are refused (untrusted checkouts)."""
+    """A snapshot directory on disk, untrusted (a pull request's checkout).
+
+    Symlinks inside it are refused, and so is anything named like a snapshot file that is not
+    a regular file (a FIFO, a device, a directory): reading one could hang or never end.
+    Sizes come from ``lstat``, so the store refuses files and trees that are too big before
+    reading them.
+    """
 
     def __init__(self, path: Path, label: str | None = None) -> None:
         self.path = Path(path)
         self.label = label if label is not None else str(path)
+        self._sizes: dict[str, int] = {}
 
     def list_files(self) -> dict[str, str | None]:
         if not self.path.is_dir():
             raise SnapshotError("no such snapshot directory", path=self.label)
         files: dict[str, str | None] = {}
-        for dirpath, dirnames, filenames in os.walk(self.path):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            rel_dir = Path(dirpath).relative_to(self.path)
-            for name in dirnames + filenames:
-                if name.startswith("."):
+        sizes: dict[str, int] = {}
+        todo = [(str(self.path), "")]
+        while todo:
+            directory, prefix = todo.pop()
+            try:
+                entries = sorted(os.scandir(directory), key=lambda e: e.name)
+            except OSError as error:
+                raise SnapshotError(f"cannot list: {error.strerror}",
+                                    path=prefix.rstrip("/") or ".") from None
+            for entry in entries:
+                if entry.name.startswith("."):
                     continue
-                if os.path.islink(os.path.join(dirpath, name)):
-                    where = (rel_dir / name).as_posix()
-                    raise SnapshotError("symbolic links are not allowed in a snapshot", path=where)
-            for name in filenames:
-                if not name.startswith("."):
-                    files[(rel_dir / name).as_posix()] = None
+                rel = prefix + entry.name
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISLNK(info.st_mode):
+                    raise SnapshotError("symbolic links are not allowed in a snapshot", path=rel)
+                if stat.S_ISREG(info.st_mode):
+                    files[rel] = None
+                    sizes[rel] = info.st_size
+                elif entry.name.endswith(".yaml"):
+                    raise SnapshotError(f"{_file_type(info.st_mode)} named like a snapshot file "
+                                        "(only regular files are read)", path=rel)
+                elif stat.S_ISDIR(info.st_mode):
+                    todo.append((entry.path, rel + "/"))
+        self._sizes = sizes
         return files
+
+    def sizes(self) -> dict[str, int]:
+        """Every file's size in bytes as ``list_files`` found it, known without reading it."""
+        return self._sizes
 
     def read_files(self, relpaths: Sequence[str]) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
         for rel in relpaths:
-            try:
-                with open(self.path / rel, "rb") as handle:
-                    data = handle.read(MAX_FILE_BYTES + 1)
-            except OSError as error:
-                raise SnapshotError(f"cannot read: {error.strerror}", path=rel) from None
-            _check_size(rel, data)
-            out[rel] = data
+            out[rel] = _read_regular(self.path / rel, rel)
         return out
 
 
-def _check_size(rel: str, data: bytes) -> None:
-    if len(data) > MAX_FILE_BYTES:
-        raise SnapshotError(f"file larger than {MAX_FILE_BYTES} bytes", path=rel)
+def _file_type(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file:"
+
+
+def _read_regular(path: Path, rel: str) -> bytes:
+    """The bytes of a regular file of at most MAX_FILE_BYTES, checked before reading.
+
+    Opened without following a symlink and without blocking (a FIFO swapped in after the
+    listing would otherwise wait for a writer forever), then checked with ``fstat``.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_BINARY", 0))
+    except OSError as error:
+        raise SnapshotError(f"cannot read: {error.strerror}", path=rel) from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise SnapshotError(f"{_file_type(info.st_mode)} named like a snapshot file "
+                                "(only regular files are read)", path=rel)
+        _check_size(rel, info.st_size)
+        try:
+            data = handle.read(MAX_FILE_BYTES + 1)
+        except OSError as error:
+            raise SnapshotError(f"cannot read: {error.strerror}", path=rel) from None
+    _check_size(rel, len(data))
+    return data
+
+
+def _check_size(rel: str, size: int) -> None:
+    if size > MAX_FILE_BYTES:
+        raise SnapshotError(f"file larger than {MAX_FILE_BYTES} bytes ({size} bytes; refused "
+                            "before reading it)", path=rel)
 
 
 # --- atomic save ----------------------------------------------------------------------
@@ -117,19 +175,20 @@ def save_snapshot(snapshot: Snapshot, out_dir: Path, *, with_stats: bool = False
 
 
 def _parse(rel: str, data: bytes) -> Any:
-    _check_size(rel, data)
+    _check_size(rel, len(data))
     try:
         text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
-    if text is not None:
-        if "\r" in text:
-            # A checkout with core.autocrlf: YAML reads CRLF as LF everywhere, and canonical
-            # text has no raw line break inside a scalar, so this keeps the fast path sound.
-            text = text.replace("\r\n", "\n")
-        value = yamlform.fast_load(text)
-        if value is not None:
-            return value
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise SnapshotError("not valid UTF-8 (a snapshot file is UTF-8 text)",
+                            path=rel, line=line) from None
+    if "\r" in text:
+        # A checkout with core.autocrlf: YAML reads CRLF as LF everywhere, and canonical
+        # text has no raw line break inside a scalar, so this keeps the fast path sound.
+        text = text.replace("\r\n", "\n")
+    value = yamlform.fast_load(text)
+    if value is not None:
+        return value
     return yamlsafe.safe_load(data, rel)
 
 
@@ -165,6 +224,26 @@ class _Assembler:
         self.snapshot = snapshot
         self.seen: dict[tuple[str, bool, str], str] = {}
 
+    def _twice(self, rel: str, data: bytes, role: Role, entity_id: str, index: int | None) -> None:
+        where = self.seen.get((role.kind, role.stats, entity_id), rel)
+        line = None
+        if index is not None:
+            line = yamlsafe.locate_item(data, "id" if role.mapping else index)
+        raise SnapshotError(
+            f"{role.kind} {entity_id!r} appears twice (also in {where})", path=rel, line=line,
+        )
+
+    def register(self, rel: str, data: bytes, role: Role, ids: Sequence[str], *,
+                 located: bool = True) -> None:
+        """Ids of entities left out of the snapshot (identical on both sides of a pair): still
+        counted, so an id in two files is refused as a full load refuses it."""
+        seen = self.seen
+        for index, entity_id in enumerate(ids):
+            key = (role.kind, role.stats, entity_id)
+            if key in seen:
+                self._twice(rel, data, role, entity_id, index if located else None)
+            seen[key] = rel
+
     def add(self, rel: str, data: bytes, role: Role, records: list[Record]) -> None:
         if not records:
             return
@@ -172,13 +251,8 @@ class _Assembler:
         by_id = target.setdefault(role.kind, {})
         for index, record in enumerate(records):
             entity_id = str(record["id"])
-            if entity_id in by_id:
-                where = self.seen.get((role.kind, role.stats, entity_id), rel)
-                line = yamlsafe.locate_item(data, "id" if role.mapping else index)
-                raise SnapshotError(
-                    f"{role.kind} {entity_id!r} appears twice (also in {where})",
-                    path=rel, line=line,
-                )
+            if (role.kind, role.stats, entity_id) in self.seen:
+                self._twice(rel, data, role, entity_id, index)
             self.seen[(role.kind, role.stats, entity_id)] = rel
             if role.stats:
                 by_id[entity_id] = {k: v for k, v in record.items() if k != "id"}
@@ -224,20 +298,29 @@ def _roles(
 
 
 def _read(source: SnapshotSource, rels: Sequence[str]) -> dict[str, bytes]:
-    sizes = getattr(source, "sizes", None)  # GitSource knows sizes without reading
+    """The files' bytes; sizes known from the listing are checked before anything is read."""
+    sizes = getattr(source, "sizes", None)  # both sources know sizes without reading
     if callable(sizes):
         known = sizes()
+        total = 0
         for rel in rels:
-            if known.get(rel, 0) > MAX_FILE_BYTES:
-                raise SnapshotError(f"file larger than {MAX_FILE_BYTES} bytes", path=rel)
+            size = known.get(rel, 0)
+            _check_size(rel, size)
+            total += size
+        _check_total(source, total)
     files = source.read_files(rels)
     total = 0
     for rel, data in files.items():
-        _check_size(rel, data)
+        _check_size(rel, len(data))
         total += len(data)
-    if total > MAX_TOTAL_BYTES:
-        raise SnapshotError(f"snapshot larger than {MAX_TOTAL_BYTES} bytes", path=source.label)
+    _check_total(source, total)
     return files
+
+
+def _check_total(source: SnapshotSource, total: int) -> None:
+    if total > MAX_TOTAL_BYTES:
+        raise SnapshotError(f"snapshot larger than {MAX_TOTAL_BYTES} bytes (its files add up "
+                            f"to {total} bytes)", path=source.label)
 
 
 @contextmanager
@@ -274,12 +357,13 @@ def _join(chunks: Sequence[str]) -> str:
     return "- " + "\n- ".join(chunks) + "\n" if chunks else "[]\n"
 
 
-def _differing(old: bytes, new: bytes) -> tuple[Any, Any] | None:
+def _differing(old: bytes, new: bytes) -> tuple[Any, Any, list[str]] | None:
     """The records of the entity chunks that differ between two versions of one file.
 
     Only when both whole files are in the canonical form (so a chunk means the same alone as
     in its file); the common chunks are validated once, as they are the same bytes on both
-    sides. None when the files must be read whole.
+    sides, and their ids come third (an id must not appear twice). None when the files must
+    be read whole.
     """
     try:
         old_chunks = _chunks(old.decode("utf-8"))
@@ -300,7 +384,33 @@ def _differing(old: bytes, new: bytes) -> tuple[Any, Any] | None:
     new_value = yamlform.fast_load(_join([c for c in new_chunks if c not in common]))
     if old_value is None or new_value is None:
         return None
-    return old_value, new_value
+    ids = _chunk_ids([c for c in old_chunks if c in common])
+    if ids is None:
+        return None
+    return old_value, new_value, ids
+
+
+def _chunk_ids(chunks: Sequence[str]) -> list[str] | None:
+    """The ids of canonical entity chunks (``id`` is always the first key), as the loader
+    would give them; None when one is not a string or an integer."""
+    texts = []
+    for chunk in chunks:
+        if not chunk.startswith("id: "):
+            return None
+        end = chunk.find("\n")
+        texts.append(chunk[4:] if end < 0 else chunk[4:end])
+    try:
+        values = json.loads("[" + ",".join(texts) + "]")
+    except ValueError:
+        return None
+    if not all(type(v) is str or type(v) is int for v in values):
+        return None
+    return [str(v) for v in values]
+
+
+def _file_ids(rel: str, data: bytes, role: Role) -> list[str]:
+    """The ids of a whole file, checked as a full load checks it."""
+    return [str(record["id"]) for record in _records(rel, data, role)]
 
 
 def _stats_of(rel: str) -> str:
@@ -351,9 +461,10 @@ def load_pair(
         new_files = _read(new, [rel for rel in new_roles if rel not in skip])
     stats_differ = {
         rel for rel in old_roles.keys() | new_roles.keys()
-        if rel.endswith(STATS_SUFFIX) and old_files.get(rel) != new_files.get(rel)
+        if rel.endswith(STATS_SUFFIX) and rel not in skip
+        and old_files.get(rel) != new_files.get(rel)
     }
-    reduced: dict[str, tuple[Any, Any]] = {}
+    reduced: dict[str, tuple[Any, Any, list[str]]] = {}
     for rel in shared:
         if rel in skip:
             continue
@@ -365,6 +476,13 @@ def load_pair(
         elif (pair := _differing(a, b)) is not None:
             reduced[rel] = pair
 
+    # A byte-identical file is still checked and its ids counted once (the same on both
+    # sides), so an id in two files is refused as in a full load: ``diff X X`` must not pass a
+    # tree that ``check`` refuses. Files with equal content ids (git blobs) are never read.
+    with _about(new):
+        skipped_ids = {
+            rel: _file_ids(rel, new_files[rel], new_roles[rel]) for rel in skip if rel in new_files
+        }
     snapshots = []
     for source, roles, files, api, side in (
         (old, old_roles, old_files, old_api, 0), (new, new_roles, new_files, new_api, 1)
@@ -374,8 +492,12 @@ def load_pair(
         with _about(source):
             for rel, role in roles.items():
                 if rel in skip:
+                    if rel in skipped_ids:
+                        assembler.register(rel, new_files[rel], role, skipped_ids[rel])
                     continue
                 data = files[rel]
+                if rel in reduced:
+                    assembler.register(rel, data, role, reduced[rel][2], located=False)
                 records = None
                 if rel in reduced:
                     try:

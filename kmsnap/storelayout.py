@@ -99,6 +99,30 @@ def _sort_key(kind: str) -> Any:
     return key
 
 
+# The writer escapes a lone surrogate as ``\ud800`` (lowercase; a literal backslash is ``\\``).
+_SURROGATE_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\ud[89a-f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _encoded(text: str, kind: str, records: list[Record]) -> bytes:
+    """The file's bytes; a lone surrogate (valid JSON, ``"\ud800"``) is refused by name.
+
+    PyYAML reads the escape back as a lone surrogate, which no UTF-8 output can carry (every
+    later ``diff --format json`` or ``log`` would fail), so the snapshot readers refuse it and
+    the writer must not write it.
+    """
+    if "\\ud" in text and _SURROGATE_ESCAPE.search(text) is not None:
+        for record in records:
+            for key, value in record.items():
+                if _SURROGATE.search(key) or _SURROGATE.search(yamlform.format_value(value)):
+                    raise SnapshotError(
+                        f"cannot store {kind} {ascii(record.get('id'))[:80]}: field "
+                        f"{ascii(key)[:80]} holds a lone surrogate (a \\ud800-\\udfff escape "
+                        "that is no character); fix the value in Kissmetrics"
+                    )
+    return text.encode()
+
+
 class _Renderer:
     def __init__(self, snapshot: Snapshot, with_stats: bool) -> None:
         self.snapshot = snapshot
@@ -106,16 +130,17 @@ class _Renderer:
         self.files: dict[str, bytes] = {}
 
     def mapping(self, rel: str, kind: str, entity_id: str, record: Record) -> None:
-        self.files[rel] = yamlform.dump_mapping(_ordered(kind, record)).encode()
+        self.files[rel] = _encoded(yamlform.dump_mapping(_ordered(kind, record)), kind, [record])
         usage = self.snapshot.stats.get(kind, {}).get(entity_id) if self.with_stats else None
         if usage:
             stats = _ordered(kind, {**usage, "id": record.get("id", entity_id)})
-            self.files[rel[: -len(".yaml")] + STATS_SUFFIX] = yamlform.dump_mapping(stats).encode()
+            stats_rel = rel[: -len(".yaml")] + STATS_SUFFIX
+            self.files[stats_rel] = _encoded(yamlform.dump_mapping(stats), kind, [stats])
 
     def collection(self, rel: str, kind: str, items: list[tuple[str, Record]]) -> None:
         items.sort(key=_sort_key(kind))
         records = [_ordered(kind, record) for _, record in items]
-        self.files[rel] = yamlform.dump_collection(records).encode()
+        self.files[rel] = _encoded(yamlform.dump_collection(records), kind, records)
         if not self.with_stats:
             return
         by_id = self.snapshot.stats.get(kind, {})
@@ -126,7 +151,7 @@ class _Renderer:
         ]
         if stats:
             stem = rel[: -len(".yaml")]
-            self.files[stem + STATS_SUFFIX] = yamlform.dump_collection(stats).encode()
+            self.files[stem + STATS_SUFFIX] = _encoded(yamlform.dump_collection(stats), kind, stats)
 
 
 def render_snapshot(snapshot: Snapshot, *, with_stats: bool = False) -> dict[str, bytes]:
@@ -186,7 +211,7 @@ def render_snapshot(snapshot: Snapshot, *, with_stats: bool = False) -> dict[str
     renamed = {stem: kind for kind, stem in stems.items() if stem != kind}
     if renamed:  # kinds whose names are not safe file names: the file says which kind it holds
         meta["other_kinds"] = renamed
-    out.files[META_FILE] = yamlform.dump_mapping(meta).encode()
+    out.files[META_FILE] = _encoded(yamlform.dump_mapping(meta), "snapshot", [meta])
     return out.files
 
 

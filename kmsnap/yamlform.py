@@ -320,4 +320,9 @@ def fast_load(text: str) -> list[Any] | dict[str, Any] | None:
         value = _loads(converted)
     except (ValueError, _NotCanonical, RecursionError):
         return None
+    # One line per key: fewer keys than lines means a key given twice in one mapping (JSON
+    # keeps the last), which the safe loader refuses with its line.
+    keys = sum(map(len, value)) if isinstance(value, list) else len(value)
+    if keys != text.count("\n"):
+        return None
     return value  # type: ignore[no-any-return]

@@ -37,6 +37,8 @@ _NOT_STRING_ELSEWHERE = re.compile(
     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN)|[yYnN])\Z"
 )
 _STR_TAG = "tag:yaml.org,2002:str"
+# A "\ud800" escape gives a lone surrogate; a pair of them is two, not one character, to PyYAML.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 # Dates and merge keys are refused by the loader with a message of their own.
 _OWN_MESSAGE_TAGS = frozenset({"tag:yaml.org,2002:timestamp", "tag:yaml.org,2002:merge"})
 
@@ -73,6 +75,12 @@ class StrictLoader(yaml.SafeLoader):
         if getattr(event, "tag", None) is not None:
             raise _refuse("tags (!name) are not allowed", event.start_mark)
         node = super().compose_node(parent, index)
+        if isinstance(node, ScalarNode) and _SURROGATE.search(node.value) is not None:
+            code = ord(_SURROGATE.search(node.value).group())  # type: ignore[union-attr]
+            raise _refuse(
+                f"a lone surrogate \\u{code:04x} (no UTF-8 text can hold it, and JSON output "
+                "cannot carry it): write the character itself", node.start_mark,
+            )
         if isinstance(node, ScalarNode) and node.style is None and _ambiguous(node):
             shown = node.value if len(node.value) <= 40 else node.value[:40] + "..."
             raise _refuse(f"ambiguous plain value {shown!r}: quote it", node.start_mark)
@@ -83,6 +91,22 @@ class StrictLoader(yaml.SafeLoader):
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise _refuse("merge keys (<<) are not allowed", key_node.start_mark)
         super().flatten_mapping(node)
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # PyYAML keeps the last of two equal keys; a snapshot file with both is ambiguous.
+        self.flatten_mapping(node)
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                again = key in seen
+            except TypeError:
+                continue  # unhashable: the base class says so
+            if again:
+                shown = key if not isinstance(key, str) or len(key) <= 40 else key[:40] + "..."
+                raise _refuse(f"duplicate key {shown!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
     def construct_yaml_timestamp(self, node: ScalarNode) -> Any:
         raise _refuse("unquoted dates are not allowed (quote them)", node.start_mark)
@@ -98,8 +122,9 @@ def _line_of(data: bytes, position: int) -> int:
 
 def safe_load(data: bytes, path: str) -> Any:
     """Parse ``data`` with the strict loader; any problem is a SnapshotError naming path:line."""
-    loader = StrictLoader(data)
+    loader = None
     try:
+        loader = StrictLoader(data)  # reads (and checks) the start of the text already
         value = loader.get_single_data()
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
@@ -107,9 +132,10 @@ def safe_load(data: bytes, path: str) -> Any:
         problem = error.problem or error.context or "malformed YAML"
         raise SnapshotError(f"{problem}", path=path, line=line) from None
     except yaml.reader.ReaderError as error:
+        code = error.character if isinstance(error.character, int) else ord(error.character)
         raise SnapshotError(
-            f"invalid character {error.character!r}" if isinstance(error.character, str)
-            else "not valid UTF-8",
+            "not valid UTF-8" if error.encoding != "unicode"
+            else f"a character YAML does not allow in a file (U+{code:04X}; NUL is one)",
             path=path, line=_line_of(data, error.position),
         ) from None
     except yaml.YAMLError as error:
@@ -119,7 +145,8 @@ def safe_load(data: bytes, path: str) -> Any:
     except (ValueError, ConstructorError) as error:  # e.g. an integer too long to convert
         raise SnapshotError(f"unreadable value: {error}", path=path) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     _check_json_like(value, path)
     return value
 
