@@ -48,6 +48,9 @@ def emit(text: str) -> None:
     stream.flush()
 
 
+_MAX_TOKEN_FILE = 64 * 1024
+
+
 def read_token(token_file: Path | None) -> str:
     """The token from --token-file, else $KISSMETRICS_TOKEN; never from the command line.
 
@@ -59,7 +62,17 @@ def read_token(token_file: Path | None) -> str:
     if token_file is not None:
         try:
             mode = token_file.stat().st_mode
-            data = token_file.read_bytes()
+            if not stat.S_ISREG(mode):  # a FIFO would wait forever, /dev/zero never ends
+                raise TokenError(f"token file {token_file} is not a regular file")
+            # Non-blocking: a FIFO swapped in after the check must not hang the open either.
+            fd = os.open(token_file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+            with os.fdopen(fd, "rb") as handle:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise TokenError(f"token file {token_file} is not a regular file")
+                data = handle.read(_MAX_TOKEN_FILE + 1)
+            if len(data) > _MAX_TOKEN_FILE:
+                raise TokenError(f"token file {token_file} is larger than {_MAX_TOKEN_FILE} "
+                                 "bytes; a token is one line")
         except OSError as exc:
             raise TokenError(f"cannot read token file {token_file}: {exc.strerror}") from None
         if os.name == "posix" and mode & (stat.S_IRGRP | stat.S_IROTH):
