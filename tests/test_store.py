@@ -205,6 +205,7 @@ def test_ctrl_c_between_the_renames_restores_the_old_snapshot(
     save_snapshot(_sample(), target)
     before = _tree(target)
     real_rename = os.rename
+    monkeypatch.setattr(atomicdir, "_exchange", lambda a, b: False)  # the two-rename path
     calls = []
 
     def rename(src: object, dst: object) -> None:
