@@ -9,8 +9,10 @@ versions of a file (used by ``git diff``, and ``git log -p --ext-diff``). The fi
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import shlex
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
@@ -278,9 +280,12 @@ def setup_git_driver(repo: Path, snapshot_dir: str = "snapshots") -> list[str]:
 def _read(path: str) -> bytes | None:
     if path == "/dev/null":
         return None
-    with open(path, "rb") as fh:
-        data = fh.read(MAX_BLOB_BYTES + 1)
-    return data
+    # Bounded, and never blocking: a FIFO or device named like a snapshot file is refused.
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise SnapshotError("not a regular file", path=path)
+        return fh.read(MAX_BLOB_BYTES + 1)
 
 
 def main(argv: Sequence[str] | None = None, out: Any = None) -> int:
@@ -304,7 +309,7 @@ def main(argv: Sequence[str] | None = None, out: Any = None) -> int:
         else:
             sys.stderr.write("usage: python -m kmsnap.gitdriver textconv FILE | diff ARGS...\n")
             return 1
-    except OSError as exc:
+    except (OSError, KmsnapError) as exc:
         sys.stderr.write(f"kmsnap git driver: {exc}\n")
         return 1
     stream.flush()

@@ -280,3 +280,14 @@ def test_a_token_file_that_is_a_fifo_or_huge_is_one_line_not_a_hang(
     _one_line_error(proc.stderr, str(token))
     assert ("not a regular file" if kind == "fifo" else "larger than") in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_the_git_driver_refuses_a_fifo_instead_of_waiting_on_it(tmp_path: Path) -> None:
+    fifo = tmp_path / "events.yaml"
+    os.mkfifo(fifo)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kmsnap.gitdriver", "textconv", str(fifo)],
+        capture_output=True, text=True, timeout=60, env=_env(),
+    )
+    assert proc.returncode == 1
+    _one_line_error(proc.stderr, str(fifo), "not a regular file")
