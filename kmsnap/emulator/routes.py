@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, unquote
 
-from kmsnap.emulator.catalog import KIND_ORDER
+from kmsnap.emulator.catalog import KIND_ORDER, Catalog
 from kmsnap.model import KINDS, Record, kind_for_rel
-
-if TYPE_CHECKING:
-    from kmsnap.emulator.server import Emulator
 
 DEFAULT_LIMIT = 20
 QUERY_HOST = "https://query.kissmetrics.com"
@@ -95,10 +93,22 @@ def _q(entity_id: Any) -> str:
 
 
 class Router:
-    """Answers one request from the emulator's catalog, tokens and page size."""
+    """Answers one request from the emulator's catalog, tokens and page size.
 
-    def __init__(self, emulator: Emulator) -> None:
-        self.emu = emulator
+    Given the three values it reads, not the emulator: the server imports the router, never
+    the other way round. ``tokens`` is the emulator's own (live) mapping, so a token added
+    later is seen.
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        tokens: Mapping[str, frozenset[str] | None],
+        max_page_size: int,
+    ) -> None:
+        self.catalog = catalog
+        self.tokens = tokens
+        self.max_page_size = max_page_size
 
     def answer(
         self, method: str, path: str, query: dict[str, list[str]], authorization: str | None,
@@ -117,7 +127,7 @@ class Router:
         if not path.startswith("/core/"):
             return Answer.error(404, "not found")
         parts = [unquote(p) for p in path[len("/core/"):].rstrip("/").split("/")]
-        catalog = self.emu.catalog
+        catalog = self.catalog
         if parts == ["rels"]:
             return self._rels(base)
         rel = parts[0]
@@ -146,7 +156,7 @@ class Router:
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             return None, False
-        for known, accounts in list(self.emu.tokens.items()):
+        for known, accounts in list(self.tokens.items()):
             if hmac.compare_digest(known.encode(), token.encode()):
                 return accounts, True
         return None, False
@@ -154,7 +164,7 @@ class Router:
     def _sees(self, kind: str, record: Record, accounts: frozenset[str] | None) -> bool:
         if accounts is None:
             return True
-        account = self.emu.catalog.account_of(kind, record)
+        account = self.catalog.account_of(kind, record)
         return account is None or account in accounts
 
     # ---------------------------------------------------------------- routes
@@ -167,7 +177,7 @@ class Router:
         for kind in KIND_ORDER:
             rel = KINDS[kind].rel
             nav.append(link(kind, f"{base}/{rel}/{{id}}", kind.capitalize(), True))
-        for rel in list(self.emu.catalog.extra):
+        for rel in list(self.catalog.extra):
             nav.append(link(rel, f"{base}/{_q(rel)}{{?limit,offset}}", rel.capitalize(), True))
         nav.append(link("rels", f"{base}/rels", "Link Relations"))
         data = {"links": nav, "description": "API access for KISSmetrics",
@@ -176,7 +186,7 @@ class Router:
 
     def _rels(self, base: str) -> Answer:
         rels = [{"name": n, "description": d} for n, d in _RELS]
-        rels += [{"name": r, "description": "A collection."} for r in list(self.emu.catalog.extra)]
+        rels += [{"name": r, "description": "A collection."} for r in list(self.catalog.extra)]
         data = {"title": "Link relations", "description": "Link relations used by this API.",
                 "rels": rels}
         return Answer.json(200, {"data": data, "links": [link("self", f"{base}/rels", "Self")]})
@@ -192,8 +202,8 @@ class Router:
             return Answer.error(400, str(exc))
         if limit < 1:
             return Answer.error(400, "limit must be at least 1")
-        limit = min(limit, self.emu.max_page_size)
-        records = self.emu.catalog.listing(kind, parent, accounts)
+        limit = min(limit, self.max_page_size)
+        records = self.catalog.listing(kind, parent, accounts)
         total = len(records)
         page = records[offset:offset + limit]
         url = f"http://{base.split('://', 1)[1].split('/', 1)[0]}{path}"
@@ -213,7 +223,7 @@ class Router:
     def _item(
         self, base: str, kind: str, entity_id: str, accounts: frozenset[str] | None
     ) -> Answer:
-        record = self.emu.catalog.get(kind, entity_id)
+        record = self.catalog.get(kind, entity_id)
         if record is None:
             return Answer.error(404, f"no {kind} {entity_id}")
         if not self._sees(kind, record, accounts):

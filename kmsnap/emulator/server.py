@@ -124,7 +124,7 @@ class Emulator:
         self._connections: set[socket.socket] = set()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
-        self._router = Router(self)
+        self._router = Router(self.catalog, self.tokens, self.max_page_size)
 
     # ------------------------------------------------------------- lifecycle
 

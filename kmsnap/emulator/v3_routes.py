@@ -11,15 +11,13 @@ import binascii
 import hmac
 import math
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
+from kmsnap.emulator.catalog import Catalog
 from kmsnap.emulator.faults import HTML_503
 from kmsnap.emulator.routes import Answer, Router
-from kmsnap.emulator.v3_records import KIND_OF, to_v3
-
-if TYPE_CHECKING:
-    from kmsnap.emulator.v3 import EmulatorV3
+from kmsnap.emulator.v3_records import KIND_OF, Envelope, IdMap, to_v3
 
 DEFAULT_LIMIT = 50
 OVER_LIMIT_FORMS: tuple[str, ...] = ("429-retry-after", "429", "503", "503-retry-after")
@@ -85,11 +83,36 @@ def over_limit_answer(form: str, wait: float) -> Answer:
     return v3_error(429, headers)
 
 
+class V3Settings(Protocol):
+    """What the v3 router reads of its emulator (``EmulatorV3``), live at each request: tests
+    change credentials and settings of a running emulator. A protocol, so this module does
+    not import the emulator that imports it."""
+
+    catalog: Catalog
+    tokens: dict[str, frozenset[str] | None]
+    max_page_size: int
+    username: str | None
+    password: str | None
+    api_key: str | None
+    envelope: Envelope
+    max_limit: int | None
+    limiter: RateLimiter
+    over_limit: str
+    usage: bool
+    live_fields: bool
+    extra_fields: dict[str, Mapping[str, Any]]
+    ids: IdMap
+
+    def is_forbidden(self, number: int, core_id: str | None = None) -> bool:
+        """Whether the product with v3 id ``number`` (Core id ``core_id``) answers 403."""
+        ...
+
+
 class V3Router(Router):
     """Answers one request from an ``EmulatorV3``'s catalog, credentials and settings."""
 
-    def __init__(self, emulator: EmulatorV3) -> None:
-        super().__init__(emulator)
+    def __init__(self, emulator: V3Settings) -> None:
+        super().__init__(emulator.catalog, emulator.tokens, emulator.max_page_size)
         self.v3 = emulator
 
     def answer(
