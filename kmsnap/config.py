@@ -9,11 +9,10 @@ A command uses it in three lines; flags must default to ``None`` so that "not gi
 Each setting comes from the command-line flag, else the environment (``KMSNAP_API``,
 ``KMSNAP_SNAPSHOT_DIR``, ``KMSNAP_FAIL_ON``, ``KMSNAP_CONCURRENCY``, ``KMSNAP_PAGE_SIZE``,
 ``KMSNAP_MAX_RPS``, ``KMSNAP_TIMEOUT``, ``KMSNAP_ALLOW_SHRINK``, ``KMSNAP_MAX_SHRINK``), else
-the file, else the default. After loading,
-``filter_snapshot(snapshot, config)`` applies ``include``/``exclude`` (pull, and both sides
-of diff/check) and ``ignore_fields_by_kind(config)`` is ``diff_snapshots(ignore_fields=...)``;
-``ignore_reasons(config)`` gives the reason to show for each ignored field. The token is
-never read from here.
+the file, else the default. After loading, ``kmsnap.compare.Rules.from_config(config)`` is
+what a comparison keeps and leaves out: ``include``/``exclude`` (``kmsnap.selection``) and
+``ignore_fields`` with their reasons (``ignore_fields_by_kind``, ``ignore_reasons``). The
+token is never read from here.
 """
 
 from __future__ import annotations
@@ -33,7 +32,12 @@ from urllib.parse import urlsplit
 import yaml
 
 from kmsnap.errors import ConfigError, UsageError
-from kmsnap.model import KINDS, Snapshot
+from kmsnap.model import KINDS
+
+# The selection lives in kmsnap.selection; its names stay importable from here.
+from kmsnap.selection import Selector as Selector
+from kmsnap.selection import filter_snapshot as filter_snapshot
+from kmsnap.selection import selection_key as selection_key
 
 CONFIG_NAME = "kmsnap.yaml"
 PYPROJECT_NAME = "pyproject.toml"
@@ -61,14 +65,6 @@ TOKEN_HINT = (
     "the token is never read from the config file: set KISSMETRICS_TOKEN or pass --token-file PATH"
 )
 _SAFE_PART = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._-]*")
-
-
-@dataclass(frozen=True)
-class Selector:
-    """Accounts and products named by name or id (ids are compared as strings)."""
-
-    accounts: frozenset[str] = frozenset()
-    products: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -536,63 +532,3 @@ def ignore_reasons(config: Config) -> dict[str, dict[str, str]]:
     for item in config.ignore_fields:
         out.setdefault(item.kind, {})[item.field] = item.reason
     return out
-
-
-def selection_key(config: Config) -> dict[str, dict[str, list[str]]]:
-    """What ``filter_snapshot`` keeps, as plain JSON (for caches keyed on it)."""
-    return {
-        name: {"accounts": sorted(sel.accounts), "products": sorted(sel.products)}
-        for name, sel in (("include", config.include), ("exclude", config.exclude))
-    }
-
-
-def filter_snapshot(snapshot: Snapshot, config: Config) -> Snapshot:
-    """A copy of ``snapshot`` with only what ``include``/``exclude`` select: an account left out
-    takes its products with it, and a product left out takes its entities. Entities tied to no
-    account or product (unknown collections) stay."""
-    inc, exc = config.include, config.exclude
-    if not (inc.accounts or inc.products or exc.accounts or exc.products):
-        return snapshot
-    accounts = snapshot.of("account")
-    products = snapshot.of("product")
-
-    def selected(names: set[str], wanted: frozenset[str], unwanted: frozenset[str]) -> bool:
-        return (not wanted or bool(names & wanted)) and not names & unwanted
-
-    def account_ok(account_id: str) -> bool:
-        name = accounts.get(account_id, {}).get("name")
-        names = {account_id} | ({name} if isinstance(name, str) else set())
-        return selected(names, inc.accounts, exc.accounts)
-
-    def product_ok(product_id: str, account_id: Any) -> bool:
-        record = products.get(product_id, {})
-        name = record.get("name")
-        names = {product_id} | ({name} if isinstance(name, str) else set())
-        owner = record.get("account_id", account_id)
-        if owner is None:
-            if inc.accounts:
-                return False  # a whitelist keeps only what it can place
-        elif not account_ok(str(owner)):
-            return False
-        return selected(names, inc.products, exc.products)
-
-    def keep(kind: str, entity_id: str, record: Mapping[str, Any]) -> bool:
-        if kind == "account":
-            return account_ok(entity_id)
-        if kind == "product":
-            return product_ok(entity_id, record.get("account_id"))
-        if record.get("product_id") is not None:
-            return product_ok(str(record["product_id"]), record.get("account_id"))
-        if record.get("account_id") is not None:
-            return account_ok(str(record["account_id"])) and not inc.products
-        return True
-
-    entities = {
-        kind: {i: r for i, r in by_id.items() if keep(kind, i, r)}
-        for kind, by_id in snapshot.entities.items()
-    }
-    stats = {
-        kind: {i: s for i, s in by_id.items() if i in entities.get(kind, {})}
-        for kind, by_id in snapshot.stats.items()
-    }
-    return Snapshot(api=snapshot.api, entities=entities, stats=stats)
