@@ -19,8 +19,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from kmsnap.errors import GitError, KmsnapError, SnapshotError, UsageError
-from kmsnap.gitrev import MAX_BLOB_BYTES, git_output, repo_root
+from kmsnap.gitrev import git_output, repo_root
 from kmsnap.model import Record, Snapshot, entity_name, kind_for_rel, name_field
+from kmsnap.snapfile import MAX_FILE_BYTES, parse_file
 
 __all__ = [
     "DRIVER",
@@ -73,20 +74,6 @@ def file_kind(name: str) -> tuple[str | None, bool]:
 
 def _looks_like_rel(stem: str) -> bool:
     return kind_for_rel(stem) != stem  # a documented collection: "events", "metrics", ...
-
-
-def parse_file(data: bytes, name: str) -> Any:
-    """The value of one snapshot file: canonical fast path, else the strict safe loader."""
-    if len(data) > MAX_BLOB_BYTES:
-        raise SnapshotError(f"file is {len(data)} bytes, too big", path=name)
-    from kmsnap.yamlform import fast_load
-    from kmsnap.yamlsafe import safe_load
-
-    try:
-        value = fast_load(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        value = None
-    return value if value is not None else safe_load(data, name)
 
 
 def _records(value: Any, name: str) -> list[Record]:
@@ -285,7 +272,7 @@ def _read(path: str) -> bytes | None:
     with os.fdopen(fd, "rb") as fh:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise SnapshotError("not a regular file", path=path)
-        return fh.read(MAX_BLOB_BYTES + 1)
+        return fh.read(MAX_FILE_BYTES + 1)  # more is refused by the parser
 
 
 def main(argv: Sequence[str] | None = None, out: Any = None) -> int:

@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
 from kmsnap.errors import GitError, SnapshotError
+from kmsnap.snapfile import MAX_FILE_BYTES
 
 if TYPE_CHECKING:
     from kmsnap.store import SnapshotSource
@@ -29,9 +30,10 @@ __all__ = [
     "split_spec",
 ]
 
-# A snapshot file bigger than this is refused before it is read into memory: the store's loader
-# bounds sizes too, but a hostile branch could otherwise make us buffer a gigabyte blob first.
-MAX_BLOB_BYTES = 256 * 1024 * 1024
+# A snapshot file bigger than this is refused before it is read into memory: a hostile branch
+# could otherwise make us buffer a gigabyte blob first. The parser's one limit, so a blob read
+# is never one the parser would refuse anyway.
+MAX_BLOB_BYTES = MAX_FILE_BYTES
 
 # Regular files only: a symlink's blob is its target text and a gitlink is another repository.
 _FILE_MODES = frozenset({"100644", "100755"})

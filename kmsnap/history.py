@@ -300,7 +300,7 @@ def _blame(
         return ("new" if where in new else "old"), where
     # Both versions were read: the one that does not parse alone is the culprit; when both
     # parse (an entity in two files), the commit being shown is.
-    from kmsnap.gitdriver import parse_file
+    from kmsnap.snapfile import parse_file
 
     for side, files in (("new", new), ("old", old)):
         try:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from kmsnap import yamlform, yamlsafe
+from kmsnap import snapfile, yamlform, yamlsafe
 from kmsnap.atomicdir import replace_tree
 from kmsnap.errors import SnapshotError
 from kmsnap.model import Record, Snapshot
@@ -38,8 +38,10 @@ __all__ = [
     "slugify",
 ]
 
-# Bounds for untrusted snapshots (pull requests): per file and for the whole snapshot.
-MAX_FILE_BYTES = 64 * 1024 * 1024
+# Bounds for untrusted snapshots (pull requests): per file (the one limit of
+# ``kmsnap.snapfile``, the parser; looked up here at call time so a test can lower it) and for
+# the whole snapshot.
+MAX_FILE_BYTES = snapfile.MAX_FILE_BYTES
 MAX_TOTAL_BYTES = 1024 * 1024 * 1024
 
 
@@ -151,9 +153,7 @@ def _read_regular(path: Path, rel: str) -> bytes:
 
 
 def _check_size(rel: str, size: int) -> None:
-    if size > MAX_FILE_BYTES:
-        raise SnapshotError(f"file larger than {MAX_FILE_BYTES} bytes ({size} bytes; refused "
-                            "before reading it)", path=rel)
+    snapfile.check_size(rel, size, MAX_FILE_BYTES)
 
 
 # --- atomic save ----------------------------------------------------------------------
@@ -175,21 +175,7 @@ def save_snapshot(snapshot: Snapshot, out_dir: Path, *, with_stats: bool = False
 
 
 def _parse(rel: str, data: bytes) -> Any:
-    _check_size(rel, len(data))
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise SnapshotError("not valid UTF-8 (a snapshot file is UTF-8 text)",
-                            path=rel, line=line) from None
-    if "\r" in text:
-        # A checkout with core.autocrlf: YAML reads CRLF as LF everywhere, and canonical
-        # text has no raw line break inside a scalar, so this keeps the fast path sound.
-        text = text.replace("\r\n", "\n")
-    value = yamlform.fast_load(text)
-    if value is not None:
-        return value
-    return yamlsafe.safe_load(data, rel)
+    return snapfile.parse_file(data, rel, max_bytes=MAX_FILE_BYTES)
 
 
 def _records(rel: str, data: bytes, role: Role, value: Any = None) -> list[Record]:

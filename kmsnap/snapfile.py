@@ -1,0 +1,49 @@
+"""The one parser of a snapshot file's bytes, with the one size limit: every reader uses it.
+
+The store's loader, the git diff driver and ``kmsnap log``'s broken-file recovery all read a
+file through ``parse_file``, so a file one of them accepts the others accept too. The bytes are
+untrusted (a pull request, a branch): the size is bounded, the text must be UTF-8, and what is
+not in the canonical form goes through the strict loader (``kmsnap.yamlsafe``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kmsnap.errors import SnapshotError
+
+__all__ = ["MAX_FILE_BYTES", "check_size", "parse_file"]
+
+# One snapshot file may be at most this big (a catalog's biggest file is a few MiB).
+MAX_FILE_BYTES = 64 * 1024 * 1024
+
+
+def check_size(name: str, size: int, max_bytes: int = MAX_FILE_BYTES) -> None:
+    """SnapshotError when a file of ``size`` bytes is too big to read."""
+    if size > max_bytes:
+        raise SnapshotError(f"file larger than {max_bytes} bytes ({size} bytes; refused "
+                            "before reading it)", path=name)
+
+
+def parse_file(data: bytes, name: str, *, max_bytes: int = MAX_FILE_BYTES) -> Any:
+    """The value of one snapshot file: the canonical fast path, else the strict safe loader.
+
+    Any problem is a SnapshotError naming ``name`` (and the line, where there is one).
+    """
+    from kmsnap import yamlform, yamlsafe  # late: the git driver starts once per file
+
+    check_size(name, len(data), max_bytes)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise SnapshotError("not valid UTF-8 (a snapshot file is UTF-8 text)",
+                            path=name, line=line) from None
+    if "\r" in text:
+        # A checkout with core.autocrlf: YAML reads CRLF as LF everywhere, and canonical
+        # text has no raw line break inside a scalar, so this keeps the fast path sound.
+        text = text.replace("\r\n", "\n")
+    value = yamlform.fast_load(text)
+    if value is not None:
+        return value
+    return yamlsafe.safe_load(data, name)
