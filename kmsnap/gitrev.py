@@ -1,12 +1,12 @@
 """Read snapshots straight out of git: ``GitSource`` is a snapshot at ``REV:PATH``, no checkout.
 
-Everything runs git with argument lists (never a shell), ``--end-of-options`` before anything a
-user typed, and ``-z`` output, so a revision cannot become an option and odd paths stay intact.
+Everything runs git through ``kmsnap.gitrun`` (argument lists, never a shell), with
+``--end-of-options`` before anything a user typed, and ``-z`` output, so a revision cannot
+become an option and odd paths stay intact.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
 from kmsnap.errors import GitError, SnapshotError
+from kmsnap.gitrun import git_output, start_git
 from kmsnap.snapfile import MAX_FILE_BYTES
 
 if TYPE_CHECKING:
@@ -40,44 +41,6 @@ _FILE_MODES = frozenset({"100644", "100755"})
 # Object ids written to cat-file before reading answers: 256 * 41 bytes stays well inside the
 # smallest pipe buffer (macOS starts at 16 KiB).
 _BATCH = 256
-
-
-def _git_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # Read-only work: never take optional locks (they would fight a concurrent `git commit`),
-    # and never ask for credentials or a pager.
-    env["GIT_OPTIONAL_LOCKS"] = "0"
-    env["GIT_TERMINAL_PROMPT"] = "0"
-    env["GIT_PAGER"] = "cat"
-    env.pop("GIT_EXTERNAL_DIFF", None)
-    return env
-
-
-def _first_line(data: bytes) -> str:
-    text = data.decode("utf-8", "replace").strip()
-    return text.splitlines()[0] if text else ""
-
-
-def git_output(repo: Path, args: Sequence[str], *, check: bool = True) -> bytes | None:
-    """Run ``git ARGS`` in ``repo``; stdout, or None when it failed and ``check`` is false."""
-    try:
-        proc = subprocess.run(
-            ["git", *args],
-            cwd=repo,
-            env=_git_env(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            check=False,
-        )
-    except FileNotFoundError:
-        raise GitError("git is not installed (or not on PATH)") from None
-    except NotADirectoryError:
-        raise GitError(f"not a directory: {repo}") from None
-    if proc.returncode != 0:
-        if not check:
-            return None
-        raise GitError(f"git {args[0]} failed: {_first_line(proc.stderr) or 'no message'}")
-    return proc.stdout
 
 
 def repo_root(cwd: Path | None = None) -> Path:
@@ -208,17 +171,7 @@ class GitBlobReader:
 
     def _start(self) -> subprocess.Popen[bytes]:
         if self._proc is None:
-            try:
-                self._proc = subprocess.Popen(
-                    ["git", "cat-file", "--batch"],
-                    cwd=self.repo,
-                    env=_git_env(),
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.DEVNULL,
-                )
-            except FileNotFoundError:
-                raise GitError("git is not installed (or not on PATH)") from None
+            self._proc = start_git(self.repo, ["cat-file", "--batch"])
         return self._proc
 
     def read(self, oid: str, *, name: str | None = None) -> bytes:

@@ -8,19 +8,18 @@ commit's change list under ``.git/kmsnap-cache/``. Pure data out; ``kmsnap.cli.l
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kmsnap.config import Config, filter_snapshot, selection_key
-from kmsnap.diff import Change, diff_snapshots
+from kmsnap.config import Config, selection_key
+from kmsnap.diff import Change
 from kmsnap.errors import GitError, SnapshotError, UsageError
-from kmsnap.gitrev import GitBlobReader, _git_env, git_output, list_tree, repo_root
+from kmsnap.gitrev import GitBlobReader, git_output, list_tree, repo_root
+from kmsnap.gitrun import run_git
 from kmsnap.historycache import ChangeCache, cache_key
-from kmsnap.model import Snapshot
 
 __all__ = [
     "DEFAULT_PATH",
@@ -148,14 +147,7 @@ def list_commits(repo: Path, path: str, query: LogQuery) -> list[Commit]:
 
 
 def _git_error(repo: Path, args: list[str]) -> str:
-    proc = subprocess.run(
-        ["git", *args],
-        cwd=repo,
-        env=_git_env(),
-        capture_output=True,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = run_git(repo, args)
     lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
     return lines[0] if lines else f"git exited with {proc.returncode}"
 
@@ -168,14 +160,7 @@ def snapshot_trees(repo: Path, revs: Iterable[str], path: str) -> dict[str, str 
     suffix = f":{path}" if path else "^{tree}"
     data = "".join(f"{rev}{suffix}\n" for rev in wanted).encode()
     # --batch-check answers one line per query; the input goes in at once, answers are short.
-    proc = subprocess.run(
-        ["git", "cat-file", "--batch-check"],
-        cwd=repo,
-        env=_git_env(),
-        input=data,
-        capture_output=True,
-        check=False,
-    )
+    proc = run_git(repo, ["cat-file", "--batch-check"], input=data)
     if proc.returncode != 0:
         raise GitError(f"git cat-file --batch-check failed: {proc.stderr.decode().strip()}")
     lines = proc.stdout.decode("utf-8", "replace").splitlines()
@@ -245,33 +230,19 @@ class _Walker:
         self, old: Mapping[str, str], new: Mapping[str, str], labels: tuple[str, str]
     ) -> list[Change]:
         """Changes between two listings; SnapshotError names the file that failed."""
-        from kmsnap.store import load_pair, load_snapshot
+        from kmsnap.compare import Rules, compare_sources
 
-        stats = self.query.with_stats
-        old_src = _ListingSource(labels[0], old, self.reader)
-        new_src = _ListingSource(labels[1], new, self.reader)
-        old_snap: Snapshot
-        new_snap: Snapshot
-        # A side where the directory did not exist is an empty catalog, not an error.
-        if not old and not new:
-            return []
-        if not old:
-            old_snap, new_snap = Snapshot(), load_snapshot(new_src, with_stats=stats)
-        elif not new:
-            old_snap, new_snap = load_snapshot(old_src, with_stats=stats), Snapshot()
-        else:
-            old_snap, new_snap = load_pair(old_src, new_src, with_stats=stats)
-        if self.query.select is not None:
-            # load_pair keeps accounts and products whole, which is all the filter looks at.
-            old_snap = filter_snapshot(old_snap, self.query.select)
-            new_snap = filter_snapshot(new_snap, self.query.select)
-        cs = diff_snapshots(
-            old_snap,
-            new_snap,
+        # A side where the directory did not exist (an empty listing) is an empty catalog,
+        # not an error. The selection looks only at accounts and products, which the pair
+        # load keeps whole.
+        rules = Rules(select=self.query.select, ignore_fields=self.query.ignore_fields or {})
+        cs = compare_sources(
+            _ListingSource(labels[0], old, self.reader) if old else None,
+            _ListingSource(labels[1], new, self.reader) if new else None,
+            rules=rules,
+            with_stats=self.query.with_stats,
             old_label=labels[0],
             new_label=labels[1],
-            with_stats=stats,
-            ignore_fields=self.query.ignore_fields,
         )
         return cs.changes
 
