@@ -1,5 +1,6 @@
-"""How fast, how often and how long kmsnap asks: the shared 429 pacer (AIMD), urllib3 retries
-on a clock, and the pull's deadline that bounds every wait and every socket timeout.
+"""How fast, how often and how long kmsnap asks: the shared pacer (a per-minute budget learned
+from refusals, AIMD on short ones), urllib3 retries on a clock, and the pull's deadline that
+bounds every wait and every socket timeout.
 
 Waiting goes through a ``Clock`` so tests can check pauses without really sleeping.
 """
@@ -25,6 +26,9 @@ BACKOFF_CAP = 120.0  # seconds: the longest pause kmsnap picks itself after a 42
 MIN_RATE = 0.1  # requests per second: the floor the pacer never halves below
 MIN_SAMPLES = 8  # request starts needed before an observed rate is trusted
 RECOVERY_STEPS = 16  # good answers after a cut that bring the rate back to where it was
+MINUTE = 60.0  # the window of a per-minute budget, as servers count it
+WINDOW_GUARD = 1.0  # seconds added to our window: latency and clock skew against the server's
+WINDOW_HINT = 10.0  # a Retry-After this long says "a window": learn a budget, do not halve
 # urllib3 retries these in the worker that got them; 429 is left to the shared pacer.
 RETRY_STATUSES = frozenset(range(500, 600)) - {501, 505}
 
@@ -151,8 +155,9 @@ class DeadlineTimeout(Timeout):
 
 
 class ClockedRetry(Retry):
-    """urllib3's ``Retry`` that waits on a ``Clock`` within the deadline, leaves 429 to the
-    shared pacer, and hands back at once a 503 whose ``Retry-After`` is over the cap."""
+    """urllib3's ``Retry`` that waits on a ``Clock`` within the deadline, leaves 429 (and the
+    statuses in ``leave``) to the shared pacer, and hands back at once a 503 whose
+    ``Retry-After`` is over the cap."""
 
     # urllib3 would otherwise sleep out a 429's Retry-After inside one worker while the
     # others keep hammering; only 503 keeps the per-request Retry-After treatment.
@@ -164,19 +169,27 @@ class ClockedRetry(Retry):
         clock: Clock = SYSTEM_CLOCK,
         deadline: Deadline | None = None,
         max_retry_after: float = RETRY_AFTER_CAP,
+        leave: frozenset[int] = frozenset(),
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.clock = clock
         self.deadline = deadline if deadline is not None else Deadline(clock, None)
         self.max_retry_after = max_retry_after
+        self.leave = leave
 
     def new(self, **kw: Any) -> ClockedRetry:
         retry = super().new(**kw)
         retry.clock = self.clock
         retry.deadline = self.deadline
         retry.max_retry_after = self.max_retry_after
+        retry.leave = self.leave
         return retry
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        if status_code in self.leave:  # the shared pacer answers these, for every worker
+            return False
+        return super().is_retry(method, status_code, has_retry_after)
 
     def increment(
         self,
@@ -219,6 +232,7 @@ def make_retry(
     *,
     deadline: Deadline | None = None,
     max_retry_after: float = RETRY_AFTER_CAP,
+    leave: frozenset[int] = frozenset(),
 ) -> ClockedRetry:
     """The retry policy for one request: connection errors, read timeouts and 5xx, GET only.
 
@@ -233,7 +247,7 @@ def make_retry(
         other=0,
         redirect=0,  # redirects are followed by the client itself, after an origin check
         allowed_methods=frozenset({"GET"}),
-        status_forcelist=RETRY_STATUSES,
+        status_forcelist=RETRY_STATUSES - leave,
         backoff_factor=0.5,
         backoff_max=30.0,
         backoff_jitter=0.5,
@@ -243,6 +257,7 @@ def make_retry(
         clock=clock,
         deadline=deadline,
         max_retry_after=max_retry_after,
+        leave=leave,
     )
 
 
@@ -256,15 +271,27 @@ class Cancelled(Exception):
 
 
 class Pacer:
-    """Spaces requests across all workers: an optional rate cap, and AIMD on 429.
+    """Spaces requests across all workers: an optional rate cap, a per-minute budget, AIMD.
 
-    A 429 pauses every worker until its ``Retry-After`` has passed and halves the rate:
-    the cap's, else the rate observed since the last pause. With neither (a 429 before
-    enough requests went out to measure anything) it only pauses: a guessed rate could be
-    far below what the API takes and would slow the whole pull down. Each success then adds
-    back 1/16 of what the cut took, so the rate is back where it was after 16 good answers
-    whatever it was (and keeps climbing, up to ``max_rps`` when one was given). Only one
-    halving per round: 429s to requests sent before the last cut do not cut again.
+    Per-minute budget (``per_minute``, or learned): at most that many request starts in any
+    ``MINUTE + WINDOW_GUARD`` seconds, a sliding window, so a server counting fixed or
+    sliding minutes never sees more. A refusal that looks like a window (a budget is set,
+    or its ``Retry-After`` is ``WINDOW_HINT`` seconds or more) pauses every worker and,
+    once the pause is over (so the answers of requests already in flight are in), learns
+    the budget: the requests the server admitted from the last pause's end (at most a
+    minute back) up to the refusal, and one less than the budget in force when a refusal
+    came within it. The budget never climbs back: it settles at or below what the server
+    takes, instead of bursting into refusals every minute.
+
+    Other refusals (AIMD): pause every worker until ``Retry-After`` has passed and halve
+    the rate: the cap's, else the rate observed since the last pause. With neither (too
+    few requests to measure anything) it only pauses. Each success then adds back 1/16 of
+    what the cut took, so the rate is back where it was after 16 good answers (and keeps
+    climbing, up to ``max_rps`` when one was given). Only one cut per round: refusals of
+    requests sent before the last cut do not cut again.
+
+    Without ``Retry-After`` the pause is ``backoff_base`` seconds doubling per attempt
+    (jittered up to 10 %), else a short exponential backoff; never more than ``max_wait``.
     """
 
     def __init__(
@@ -274,21 +301,38 @@ class Pacer:
         *,
         deadline: Deadline | None = None,
         max_wait: float = RETRY_AFTER_CAP,
+        per_minute: int | None = None,
+        backoff_base: float | None = None,
     ) -> None:
+        if per_minute is not None and per_minute < 1:
+            raise ValueError("per_minute must be at least 1 (or None for no budget)")
         self._clock = clock
         self._deadline = deadline if deadline is not None else Deadline(clock, None)
         self._max_wait = max_wait
+        self._backoff_base = backoff_base
         self._lock = threading.Lock()
         self._ceiling = max_rps
         self.rate: float | None = max_rps  # requests per second; None: unlimited
+        self.per_minute = per_minute  # the budget asked for
+        self.learned: int | None = None  # the budget learned from refusals
         self._step = 0.0
         self._next_slot = 0.0
         self._resume_at = 0.0
+        self._resumed = float("-inf")  # when the last pause ended
         self._last_cut = float("-inf")
+        self._learn_from: tuple[float, float] | None = None  # (since, refused at)
         self._starts: deque[float] = deque(maxlen=64)
+        self._window: deque[float] = deque()  # starts within the budget's window
+        self._admitted: deque[float] = deque()  # send times of good answers, last ~2 minutes
         self.throttles = 0
-        self.paused_for = 0.0  # total pause ordered by 429s, in seconds
+        self.paused_for = 0.0  # total pause ordered by refusals, in seconds
         self.cancelled = False
+
+    @property
+    def budget(self) -> int | None:
+        """Request starts allowed in any minute now (None: no budget)."""
+        budgets = [b for b in (self.per_minute, self.learned) if b is not None]
+        return min(budgets) if budgets else None
 
     def cancel(self) -> None:
         """Make every waiting and future ``acquire`` raise ``Cancelled``."""
@@ -300,12 +344,15 @@ class Pacer:
         Raises ``Cancelled``, or ``DeadlinePassed`` when the turn would come after the deadline.
         """
         reserved = False
-        for _ in range(10_000):  # each round waits out a pause; pauses are finite and capped
+        for _ in range(100_000):  # each round waits out a pause or a slot; all are finite
             if self.cancelled:
                 raise Cancelled()
             with self._lock:
                 now = self._clock.monotonic()
                 wait = self._resume_at - now
+                if wait <= 0:
+                    self._learn(now)
+                    wait = self._budget_wait(now)
                 if wait <= 0 and not reserved and self.rate is not None:
                     slot = max(now, self._next_slot)
                     self._next_slot = slot + 1.0 / self.rate
@@ -313,22 +360,60 @@ class Pacer:
                     reserved = True
                 if wait <= 0:
                     self._starts.append(now)
+                    if self.budget is not None:
+                        self._window.append(now)
                     return now
             self._deadline.sleep(wait)
         raise RuntimeError("pacer: gave up waiting for a turn")
 
-    def on_success(self) -> None:
-        """Additive increase after a good answer."""
+    def _budget_wait(self, now: float) -> float:
+        """Seconds until the budget allows one more start (lock held)."""
+        budget = self.budget
+        if budget is None:
+            return 0.0
+        window = MINUTE + WINDOW_GUARD
+        while self._window and self._window[0] <= now - window:
+            self._window.popleft()
+        if len(self._window) < budget:
+            return 0.0
+        return self._window[len(self._window) - budget] + window - now
+
+    def _learn(self, now: float) -> None:
+        """After a window-like refusal's pause: set the budget from what was admitted."""
+        if self._learn_from is None:
+            return
+        since, refused_at = self._learn_from
+        self._learn_from = None
+        self._resumed = now
+        admitted = sum(1 for sent in self._admitted if since <= sent < refused_at)
+        if self.learned is not None and admitted >= self.learned:
+            admitted = self.learned - 1  # refused within the budget: the server takes less
+        self.learned = max(1, admitted)
+        self._window.clear()  # the pause ended a window: a fresh one starts now
+        self._window.extend(s for s in self._admitted if s > now - MINUTE - WINDOW_GUARD)
+
+    def on_success(self, sent_at: float | None = None) -> None:
+        """A good answer to a request started at ``sent_at``: additive increase."""
         with self._lock:
+            now = self._clock.monotonic()
+            self._admitted.append(now if sent_at is None else sent_at)
+            while self._admitted and self._admitted[0] < now - 2 * MINUTE:
+                self._admitted.popleft()
             if self.rate is not None and self._step > 0:
                 self.rate += self._step
                 if self._ceiling is not None and self.rate > self._ceiling:
                     self.rate = self._ceiling
 
     def on_throttle(self, retry_after: float | None, sent_at: float, attempt: int) -> float:
-        """A 429: pause everyone, halve the rate once per round; return the pause in seconds."""
+        """A refusal (429, or 503 where the source says so): pause everyone, cut once per
+        round (learn a budget, or halve the rate); return the pause in seconds."""
+        window_like = self.per_minute is not None or (
+            retry_after is not None and retry_after >= WINDOW_HINT)
         if retry_after is None:
-            retry_after = min(BACKOFF_CAP, 2.0 ** (attempt + 1)) * random.uniform(0.5, 1.0)
+            if self._backoff_base is not None:
+                retry_after = self._backoff_base * 2.0**attempt * random.uniform(1.0, 1.1)
+            else:
+                retry_after = min(BACKOFF_CAP, 2.0 ** (attempt + 1)) * random.uniform(0.5, 1.0)
         pause = min(retry_after, self._max_wait)
         with self._lock:
             now = self._clock.monotonic()
@@ -338,11 +423,14 @@ class Pacer:
                 self.paused_for += resume - max(now, self._resume_at)
                 self._resume_at = resume
             if sent_at >= self._last_cut:
-                current = self.rate if self.rate is not None else self._observed_rate()
-                if current is not None:
-                    self.rate = max(MIN_RATE, current / 2.0)
-                    # Back to the rate before the cut in RECOVERY_STEPS good answers.
-                    self._step = max(current, MIN_RATE) / (2.0 * RECOVERY_STEPS)
+                if window_like:
+                    self._learn_from = (max(self._resumed, sent_at - MINUTE), sent_at)
+                else:
+                    current = self.rate if self.rate is not None else self._observed_rate()
+                    if current is not None:
+                        self.rate = max(MIN_RATE, current / 2.0)
+                        # Back to the rate before the cut in RECOVERY_STEPS good answers.
+                        self._step = max(current, MIN_RATE) / (2.0 * RECOVERY_STEPS)
                 self._last_cut = now
                 self._starts.clear()  # measure afresh after the pause, not across it
             self._next_slot = max(self._next_slot, self._resume_at)
