@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +18,7 @@ from kmsnap.crawl import PullOptions, PullResult, pull_snapshot
 from kmsnap.diff import ChangeSet, diff_snapshots, severity_at_least
 from kmsnap.emulator import AWKWARD_NAMES, Catalog, Emulator, generate_catalog
 from kmsnap.errors import ExitStatus, GitError, UsageError
+from kmsnap.gitrun import run_git
 from kmsnap.model import KINDS, Record, rel_for_kind
 from kmsnap.render import render_markdown
 
@@ -104,18 +104,6 @@ Report = Callable[[DemoStep], None]
 # ------------------------------------------------------------------------------- git
 
 
-def _git_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # The demo repository is the only one involved, whatever the caller's environment says
-    # (inside a git hook GIT_DIR points elsewhere); never prompt or page.
-    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
-                 "GIT_CEILING_DIRECTORIES"):
-        env.pop(name, None)
-    env["GIT_TERMINAL_PROMPT"] = "0"
-    env["GIT_PAGER"] = "cat"
-    return env
-
-
 # A fixed identity, no signing and no hooks: the demo must commit on a machine without any
 # global git configuration, and a user's signing or hook setup must not stop it.
 _GIT_CONFIG = (
@@ -126,13 +114,12 @@ _GIT_CONFIG = (
 
 
 def _git(repo: Path, *args: str) -> str:
-    try:
-        proc = subprocess.run(
-            ["git", *_GIT_CONFIG, *args], cwd=repo, env=_git_env(), capture_output=True,
-            check=False,
-        )
-    except FileNotFoundError:
-        raise GitError("git is not installed; kmsnap demo needs it to keep the history") from None
+    # own_repo: the demo repository is the only one involved, whatever the caller's
+    # environment says (inside a git hook GIT_DIR points elsewhere).
+    proc = run_git(
+        repo, [*_GIT_CONFIG, *args], own_repo=True,
+        missing="git is not installed; kmsnap demo needs it to keep the history",
+    )
     if proc.returncode != 0:
         detail = proc.stderr.decode("utf-8", "replace").strip().splitlines()
         cause = detail[0] if detail else f"exit status {proc.returncode}"
