@@ -1,16 +1,67 @@
 """The catalog's entity kinds and what kmsnap knows about each: pure data, no I/O.
 
-Every per-kind rule (collection rel, name field, canonical field order, which
-fields are usage counters) lives in the ``KINDS`` table, not in scattered ifs.
+Every per-kind rule (collection rel, name field, canonical field order, parent, whether
+it is a container, the severity rule of each field) lives in the ``KINDS`` table, not in
+scattered ifs; the vocabulary of a comparison (``ChangeType``, ``Severity``) lives here too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
+from types import MappingProxyType
 from typing import Any
 
 Record = dict[str, Any]
+
+
+class _StrEnum(str, Enum):
+    """A str enum that is its value everywhere: ``==``, hashing, ``json.dumps``, f-strings,
+    ``repr`` (callers sort by ``repr``).
+
+    ``enum.StrEnum`` needs Python 3.11; a plain ``(str, Enum)`` formats as ``Class.MEMBER``
+    in f-strings from 3.11 on, which would change every report.
+    """
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+
+class ChangeType(_StrEnum):
+    """What happened to one entity, in the order of the summary and of every report."""
+
+    ADDED = "added"
+    REMOVED = "removed"
+    CHANGED = "changed"
+    RENAMED = "renamed"
+    RECREATED = "recreated"
+
+
+class Severity(_StrEnum):
+    """How much a change matters downstream, highest first."""
+
+    BREAKING = "breaking"
+    WARNING = "warning"
+    INFO = "info"
+
+
+class FieldRule(_StrEnum):
+    """How a change of one field weighs (DESIGN.md's severity rules)."""
+
+    BREAKING = "breaking"  # any change breaks a query or a report downstream
+    HIDDEN = "hidden"  # true -> false is a warning: the entity disappears from pickers
+    RETIRED = "retired"  # becoming "canceled" (or "cancelled") is a warning
+
+
+# The rules of a kind that declares none, and of kinds kmsnap does not know.
+DEFAULT_FIELD_RULES: Mapping[str, FieldRule] = MappingProxyType({
+    "is_visible": FieldRule.HIDDEN,
+    "status": FieldRule.RETIRED,
+})
 
 # Usage counters and usage timestamps: traffic, not catalog. Kept out of the
 # catalog files (``<kind>.stats.yaml`` with --with-stats) and out of diffs.
@@ -28,6 +79,11 @@ class KindSpec:
     name_field: str  # "name", or "title" for metrics
     fields: tuple[str, ...]  # documented fields in canonical order, "id" first
     parent: str | None  # kind of the parent entity: "product" for an event
+    # A container scopes other entities: it has a directory of its own in a snapshot, its
+    # items link to scoped collections, reports group changes under it (account, product).
+    container: bool = False
+    # Field -> how a change of it weighs; a field without a rule is info.
+    field_rules: Mapping[str, FieldRule] = field(default_factory=lambda: DEFAULT_FIELD_RULES)
 
     @property
     def parent_field(self) -> str | None:
@@ -42,12 +98,14 @@ KINDS: dict[str, KindSpec] = {
             "account", "accounts", "name",
             ("id", "name", "status", "created_at", "updated_at", "contact"),
             None,
+            container=True,
         ),
         KindSpec(
             "product", "products", "name",
             ("id", "account_id", "name", "url", "status", "environment", "timezone",
              "created_at"),
             "account",
+            container=True,
         ),
         KindSpec(
             "report", "reports", "name",
@@ -65,20 +123,54 @@ KINDS: dict[str, KindSpec] = {
             ("id", "product_id", "name", "display_name", "description", "is_visible", "type",
              "first_used_at", "last_used_at", "first_sent_at", "last_sent_at"),
             "product",
+            field_rules={**DEFAULT_FIELD_RULES, "type": FieldRule.BREAKING},
         ),
         KindSpec(
             "metric", "metrics", "title",
             ("id", "product_id", "title", "description", "is_visible", "unit_type", "status",
              "color", "sort_index", "config_last_changed_at"),
             "product",
+            # A metric's ``status`` is the state of its computation ("pending", ...), not a
+            # retirement, so it has no RETIRED rule.
+            field_rules={"is_visible": FieldRule.HIDDEN, "unit_type": FieldRule.BREAKING},
         ),
     )
 }
 
+# Documented kinds in catalog order (parents first): the order of files, of the root
+# directory, of a crawl's assembly and of every report; unknown rels follow alphabetically.
+KIND_ORDER: tuple[str, ...] = tuple(KINDS)
+_KIND_RANK = {kind: i for i, kind in enumerate(KIND_ORDER)}
+
+# Container kinds, outermost first: an account holds products, a product the rest.
+CONTAINER_KINDS: tuple[str, ...] = tuple(k for k, spec in KINDS.items() if spec.container)
+
+# Kinds with a parent (everything a removed container may take with it), in catalog order.
+CHILD_KINDS: tuple[str, ...] = tuple(k for k, spec in KINDS.items() if spec.parent is not None)
+
 # Kinds whose entities live under a product directory, in file order.
-PRODUCT_KINDS: tuple[str, ...] = ("report", "event", "property", "metric")
+PRODUCT_KINDS: tuple[str, ...] = tuple(
+    k for k, spec in KINDS.items() if spec.parent == "product"
+)
 
 KIND_BY_REL: dict[str, str] = {spec.rel: spec.kind for spec in KINDS.values()}
+
+
+def kind_sort_key(kind: str) -> tuple[int, str]:
+    """Sort key for kinds: the documented order, then unknown rels alphabetically."""
+    return (_KIND_RANK.get(kind, len(KIND_ORDER)), kind)
+
+
+def is_container(kind: str) -> bool:
+    """Whether entities of ``kind`` scope others (accounts, products); unknown kinds do not."""
+    spec = KINDS.get(kind)
+    return spec is not None and spec.container
+
+
+def field_rules(kind: str) -> Mapping[str, FieldRule]:
+    """The severity rule of each field of ``kind`` (the default rules for an unknown kind)."""
+    spec = KINDS.get(kind)
+    return spec.field_rules if spec else DEFAULT_FIELD_RULES
 
 
 def kind_for_rel(rel: str) -> str:
