@@ -38,6 +38,7 @@ import re
 import shutil
 import signal
 import sys
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -49,7 +50,7 @@ from kmsnap.errors import SnapshotError
 if sys.platform != "win32":
     import fcntl
 
-__all__ = ["recover_tree", "replace_tree"]
+__all__ = ["recover_tree", "replace_tree", "write_file_atomic"]
 
 # Test hook: called with the name of each step of a replacement ("marker", "written",
 # "exchanged", "moved-aside", "renamed", "removing"), so that a test can stop a subprocess
@@ -131,6 +132,29 @@ def _write_tree(
             _step("marker")
     for rel_dir in sorted(dirs, key=lambda d: -d.count("/")):
         _fsync_dir(tmp / rel_dir)
+
+
+def write_file_atomic(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    """Replace the single file ``path`` with ``data``, whole or not at all, and durably.
+
+    Written to a temporary file in the same directory (``.NAME.XXXX.tmp``), fsynced, renamed
+    over ``path``, then the directory fsynced: a reader sees the old bytes or the new ones,
+    even across a crash. ``mode`` sets the permissions (the temporary file starts at 0600).
+    The directory must exist; an OSError is raised as it is, with the temporary file gone.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
 
 
 def _carry_over(out_dir: Path, tmp: Path, files: Mapping[str, bytes]) -> None:

@@ -11,14 +11,13 @@ import hashlib
 import importlib
 import json
 import math
-import os
-import tempfile
 from collections.abc import Collection, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from kmsnap import __version__
+from kmsnap.atomicdir import write_file_atomic
 from kmsnap.diff import Change
 
 __all__ = ["CACHE_FORMAT", "CACHE_DIR", "ChangeCache", "cache_key"]
@@ -179,14 +178,8 @@ class ChangeCache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Write then rename: a reader never sees half an entry, even from a parallel run.
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump(entry, fh, ensure_ascii=False, separators=(",", ":"))
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            data = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+            write_file_atomic(path, data.encode("utf-8"))
         except OSError:
             return
         self.writes += 1

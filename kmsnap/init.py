@@ -3,12 +3,11 @@ Actions workflows (scheduled snapshot, pull-request review, drift check) from ``
 
 from __future__ import annotations
 
-import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 
 from kmsnap import __version__
+from kmsnap.atomicdir import write_file_atomic
 from kmsnap.config import CONFIG_NAME, DEFAULTS, check_setting
 from kmsnap.errors import KmsnapError, UsageError
 
@@ -123,17 +122,6 @@ def _write_atomic(target: Path, text: str) -> None:
     # A half-written workflow would fail in CI far from here; replace the file whole.
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        write_file_atomic(target, text.encode("utf-8"), mode=0o644)
     except OSError as exc:
         raise KmsnapError(f"cannot write {target}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise KmsnapError(f"cannot write {target}: {exc.strerror}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
