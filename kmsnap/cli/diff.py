@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 import shlex
-import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -27,16 +27,14 @@ from kmsnap.cli.pull import (
     TimeoutOption,
     TokenFileOption,
 )
-from kmsnap.diff import ChangeSet, diff_snapshots, normalize_kinds, severity_at_least
+from kmsnap.diff import ChangeSet, normalize_kinds, severity_at_least
 from kmsnap.errors import ExitStatus, UsageError
-from kmsnap.model import KINDS, kind_for_rel
 from kmsnap.render import FORMATS, render, render_markdown
 from kmsnap.render_markdown import GITHUB_COMMENT_LIMIT
 
 if TYPE_CHECKING:
+    from kmsnap.compare import Rules
     from kmsnap.config import Config
-    from kmsnap.model import Snapshot
-    from kmsnap.store import SnapshotSource
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 
@@ -52,16 +50,6 @@ def _check_kinds(kinds: Sequence[str] | None) -> set[str] | None:
     if not kinds:
         return None
     return normalize_kinds(k.strip() for k in kinds)
-
-
-def _validate_kinds(wanted: set[str] | None, *snapshots: Snapshot) -> None:
-    if wanted is None:
-        return
-    present = set(KINDS).union(*(s.entities for s in snapshots))
-    unknown = sorted(wanted - present)
-    if unknown:
-        known = ", ".join(KINDS)
-        raise UsageError(f"--kind: unknown kind {unknown[0]!r}; use one of {known}")
 
 
 MIN_MAX_CHARS = 1000
@@ -97,37 +85,21 @@ def _output(
             warn(f"cannot append the report to ${STEP_SUMMARY_ENV} ({summary}): {exc.strerror}")
 
 
-def _compare(
-    old_src: SnapshotSource,
-    new_src: SnapshotSource,
-    config: Config,
-    *,
-    with_stats: bool,
-    kinds: set[str] | None,
-) -> ChangeSet:
-    from kmsnap.config import filter_snapshot, ignore_fields_by_kind, ignore_reasons
-    from kmsnap.store import load_pair
+def _rules(config: Config) -> Rules:
+    from kmsnap.compare import Rules
 
-    old, new = load_pair(old_src, new_src, with_stats=with_stats)
-    _validate_kinds(kinds, old, new)
-    old, new = filter_snapshot(old, config), filter_snapshot(new, config)
-    cs = diff_snapshots(
-        old,
-        new,
-        old_label=old_src.label,
-        new_label=new_src.label,
-        with_stats=with_stats,
-        kinds=kinds,
-        ignore_fields=ignore_fields_by_kind(config),
-    )
-    # What the comparison left out, and why, for the report to say (kmsnap.yaml asks for a
-    # reason precisely so that reports can show it); only the kinds compared.
-    cs.ignored = {
-        kind: dict(reasons)
-        for kind, reasons in ignore_reasons(config).items()
-        if kinds is None or kind_for_rel(kind) in kinds
-    }
-    return cs
+    return Rules.from_config(config)
+
+
+@contextmanager
+def _kind_option() -> Iterator[None]:
+    """An unknown ``--kind`` is a usage error that names the option."""
+    from kmsnap.compare import UnknownKindError
+
+    try:
+        yield
+    except UnknownKindError as exc:
+        raise UsageError(f"--kind: {exc}") from None
 
 
 FormatOption = Annotated[
@@ -187,14 +159,18 @@ def diff(
         kmsnap diff HEAD~1:snapshots snapshots
         kmsnap diff origin/main:snapshots snapshots --format markdown > comment.md
     """
+    from kmsnap.compare import compare_sources
     from kmsnap.config import load_config
     from kmsnap.gitrev import open_source
 
     fmt = _check_format(fmt)
     limit = _check_max_chars(max_chars, fmt)
     kinds = _check_kinds(kind)
-    config = load_config()
-    cs = _compare(open_source(old), open_source(new), config, with_stats=with_stats, kinds=kinds)
+    rules = _rules(load_config())
+    with _kind_option():
+        cs = compare_sources(
+            open_source(old), open_source(new), rules=rules, kinds=kinds, with_stats=with_stats
+        )
     _output(cs, fmt, max_chars=limit)
     if exit_code and cs.changes:
         raise typer.Exit(int(ExitStatus.CHANGES))
@@ -240,8 +216,8 @@ def check(
 ) -> None:
     """Pull the live catalog and compare it with the committed snapshot; exit 2 on drift.
 
-    The live catalog goes to a temporary directory, removed afterwards; the snapshot is
-    never touched. Exit 0 without drift at or above --fail-on, 2 with it, 1 on error.
+    The live catalog is compared in memory, exactly as if pulled and saved; the snapshot
+    is never touched. Exit 0 without drift at or above --fail-on, 2 with it, 1 on error.
     A live catalog that lost a whole kind, or more than max_shrink of the entities, is an
     error (exit 1) rather than a list of removals, unless --allow-shrink.
 
@@ -252,8 +228,10 @@ def check(
         kmsnap check --snapshot snapshots --fail-on breaking --format github
     """
     from kmsnap.cli.pull import pull_live
+    from kmsnap.compare import compare_live
     from kmsnap.config import load_config, resolve_settings
     from kmsnap.shrink import ShrinkGuard
+    from kmsnap.store import DirectorySource
 
     fmt = _check_format(fmt)
     limit = _check_max_chars(max_chars, fmt)
@@ -284,38 +262,17 @@ def check(
         max_retry_after=max_retry_after,
     )
     guard.check_live(result.snapshot)
-    with tempfile.TemporaryDirectory(prefix="kmsnap-check-") as tmp:
-        cs = _compare_live(
-            snapshot_dir,
-            str(snapshot_dir),
+    # In memory, as pull then diff would compare it: no temporary directory (kmsnap.compare).
+    with _kind_option():
+        cs = compare_live(
+            DirectorySource(snapshot_dir, label=str(snapshot_dir)),
             result.snapshot,
-            Path(tmp),
-            config,
-            with_stats=with_stats,
+            rules=_rules(config),
             kinds=kinds,
+            with_stats=with_stats,
         )
     see_all = f"kmsnap check --snapshot {shlex.quote(str(snapshot_dir))} --format text"
     _output(cs, fmt, max_chars=limit, see_all=see_all)
     if any(severity_at_least(change, settings.fail_on) for change in cs.changes):
         raise typer.Exit(int(ExitStatus.CHANGES))
 
-
-def _compare_live(
-    snapshot_dir: Path,
-    label: str,
-    live: Snapshot,
-    tmp: Path,
-    config: Config,
-    *,
-    with_stats: bool,
-    kinds: set[str] | None,
-) -> ChangeSet:
-    """Diff exactly as ``pull`` then ``diff`` would: the live catalog goes through the store's
-    canonical files, so values the files cannot tell apart are not reported as drift."""
-    from kmsnap.store import DirectorySource, save_snapshot
-
-    live_dir = tmp / "live"
-    save_snapshot(live, live_dir, with_stats=with_stats)
-    old_src = DirectorySource(snapshot_dir, label=label)
-    new_src = DirectorySource(live_dir, label=f"live ({live.api})" if live.api else "live")
-    return _compare(old_src, new_src, config, with_stats=with_stats, kinds=kinds)

@@ -166,8 +166,9 @@ def pull_live(
     None for a setting means: from ``KMSNAP_*``, else the config file, else the default.
     The snapshot comes back filtered by the config's include/exclude.
     """
-    from kmsnap.config import filter_snapshot, load_config, resolve_settings
-    from kmsnap.crawl import PullOptions, pull_snapshot
+    from kmsnap.compare import pull_selected
+    from kmsnap.config import load_config, resolve_settings
+    from kmsnap.crawl import PullOptions
 
     config = config if config is not None else load_config()
     settings = resolve_settings(config, {
@@ -181,10 +182,9 @@ def pull_live(
     _set_bounds(options, deadline, max_response_mb, max_retry_after)
     if not quiet and stderr_is_terminal():
         with _ProgressDisplay() as display:
-            result = pull_snapshot(options, progress=display.update, session=session)
+            result = pull_selected(options, config, progress=display.update, session=session)
     else:
-        result = pull_snapshot(options, session=session)
-    result.snapshot = filter_snapshot(result.snapshot, config)
+        result = pull_selected(options, config, session=session)
     for message in result.warnings:
         warn(message)
     if summary and not quiet:
