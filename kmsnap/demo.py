@@ -14,8 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kmsnap.crawl import PullOptions, PullResult, pull_snapshot
-from kmsnap.diff import ChangeSet, diff_snapshots, severity_at_least
+from kmsnap.compare import compare_live, compare_sources, pull_selected
+from kmsnap.crawl import PullOptions, PullResult
+from kmsnap.diff import ChangeSet, severity_at_least
 from kmsnap.emulator import AWKWARD_NAMES, Catalog, Emulator, generate_catalog
 from kmsnap.errors import ExitStatus, GitError, UsageError
 from kmsnap.gitrun import run_git
@@ -155,8 +156,8 @@ def _prepare_dir(directory: Path | None) -> Path:
 
 
 def _pull(api: str) -> PullResult:
-    """Exactly the library calls ``kmsnap pull`` makes (without a config file's filters)."""
-    return pull_snapshot(PullOptions(api=api, token=DEMO_TOKEN))
+    """Exactly the library call ``kmsnap pull`` makes (without a config file's filters)."""
+    return pull_selected(PullOptions(api=api, token=DEMO_TOKEN))
 
 
 def _save(result: PullResult, out_dir: Path) -> None:
@@ -297,7 +298,7 @@ def run_demo(options: DemoOptions, report: Report | None = None) -> DemoResult:
 def _run(options: DemoOptions, emulator: Emulator, targets: _Targets, result: DemoResult,
          emit: Report) -> None:
     from kmsnap.gitrev import open_source
-    from kmsnap.store import DirectorySource, load_pair
+    from kmsnap.store import DirectorySource
 
     repo, snapshots = result.repo, result.snapshot_dir
     _git(repo, "init", "--quiet")
@@ -326,8 +327,7 @@ def _run(options: DemoOptions, emulator: Emulator, targets: _Targets, result: De
 
     old_src = open_source(f"HEAD~1:{SNAPSHOT_DIR}", cwd=repo)
     new_src = open_source(SNAPSHOT_DIR, cwd=repo)
-    old, new = load_pair(old_src, new_src)
-    review = diff_snapshots(old, new, old_label=old_src.label, new_label=new_src.label)
+    review = compare_sources(old_src, new_src)
     result.review = review
     emit(DemoStep("diff", "What changed between the two commits", (
         f"$ kmsnap diff HEAD~1:{SNAPSHOT_DIR} {SNAPSHOT_DIR}",
@@ -343,14 +343,8 @@ def _run(options: DemoOptions, emulator: Emulator, targets: _Targets, result: De
 
     removed = emulator.catalog.remove("event", targets.removed["id"])
     live = _pull(emulator.base_url)
-    with tempfile.TemporaryDirectory(prefix="kmsnap-demo-check-") as tmp:
-        # As kmsnap check does: the live catalog goes through the store's canonical files.
-        live_dir = Path(tmp) / "live"
-        _save(live, live_dir)
-        label = f"live ({live.snapshot.api})"
-        old, new = load_pair(DirectorySource(snapshots, label=SNAPSHOT_DIR),
-                             DirectorySource(live_dir, label=label))
-        drift = diff_snapshots(old, new, old_label=SNAPSHOT_DIR, new_label=label)
+    # As kmsnap check does: the live catalog compared in memory through the store's files.
+    drift = compare_live(DirectorySource(snapshots, label=SNAPSHOT_DIR), live.snapshot)
     result.drift = drift
     failing = [c for c in drift.changes if severity_at_least(c, FAIL_ON)]
     result.check_exit = int(ExitStatus.CHANGES if failing else ExitStatus.OK)
