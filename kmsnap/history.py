@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kmsnap.config import Config, filter_snapshot, selection_key
-from kmsnap.diff import Change, diff_snapshots
+from kmsnap.config import Config, selection_key
+from kmsnap.diff import Change
 from kmsnap.errors import GitError, SnapshotError, UsageError
 from kmsnap.gitrev import GitBlobReader, git_output, list_tree, repo_root
 from kmsnap.gitrun import run_git
 from kmsnap.historycache import ChangeCache, cache_key
-from kmsnap.model import Snapshot
 
 __all__ = [
     "DEFAULT_PATH",
@@ -231,33 +230,19 @@ class _Walker:
         self, old: Mapping[str, str], new: Mapping[str, str], labels: tuple[str, str]
     ) -> list[Change]:
         """Changes between two listings; SnapshotError names the file that failed."""
-        from kmsnap.store import load_pair, load_snapshot
+        from kmsnap.compare import Rules, compare_sources
 
-        stats = self.query.with_stats
-        old_src = _ListingSource(labels[0], old, self.reader)
-        new_src = _ListingSource(labels[1], new, self.reader)
-        old_snap: Snapshot
-        new_snap: Snapshot
-        # A side where the directory did not exist is an empty catalog, not an error.
-        if not old and not new:
-            return []
-        if not old:
-            old_snap, new_snap = Snapshot(), load_snapshot(new_src, with_stats=stats)
-        elif not new:
-            old_snap, new_snap = load_snapshot(old_src, with_stats=stats), Snapshot()
-        else:
-            old_snap, new_snap = load_pair(old_src, new_src, with_stats=stats)
-        if self.query.select is not None:
-            # load_pair keeps accounts and products whole, which is all the filter looks at.
-            old_snap = filter_snapshot(old_snap, self.query.select)
-            new_snap = filter_snapshot(new_snap, self.query.select)
-        cs = diff_snapshots(
-            old_snap,
-            new_snap,
+        # A side where the directory did not exist (an empty listing) is an empty catalog,
+        # not an error. The selection looks only at accounts and products, which the pair
+        # load keeps whole.
+        rules = Rules(select=self.query.select, ignore_fields=self.query.ignore_fields or {})
+        cs = compare_sources(
+            _ListingSource(labels[0], old, self.reader) if old else None,
+            _ListingSource(labels[1], new, self.reader) if new else None,
+            rules=rules,
+            with_stats=self.query.with_stats,
             old_label=labels[0],
             new_label=labels[1],
-            with_stats=stats,
-            ignore_fields=self.query.ignore_fields,
         )
         return cs.changes
 
