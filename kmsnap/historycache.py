@@ -1,14 +1,14 @@
 """A disk cache of per-commit change lists for ``kmsnap log``, under ``.git/kmsnap-cache/``.
 
 An entry is keyed by what determines its content: the two snapshot tree ids (git's content
-hashes), the options that change results, and a fingerprint of the diff engine. A bad,
-truncated or foreign entry is ignored and recomputed, never trusted.
+hashes), the options that change results, and a fingerprint of kmsnap's own source (every
+module of the package). A bad, truncated or foreign entry is ignored and recomputed, never
+trusted.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 import math
 from collections.abc import Collection, Mapping, Sequence
@@ -19,6 +19,7 @@ from typing import Any
 from kmsnap import __version__
 from kmsnap.atomicdir import write_file_atomic
 from kmsnap.diff import Change
+from kmsnap.errors import KmsnapError
 
 __all__ = ["CACHE_FORMAT", "CACHE_DIR", "ChangeCache", "cache_key"]
 
@@ -29,28 +30,48 @@ CACHE_DIR = "kmsnap-cache"
 _CHANGE_KEYS = ("kind", "change", "id", "name", "account_id", "product_id", "severity", "old_id")
 
 
-@lru_cache(maxsize=1)
-def engine_fingerprint() -> str:
-    """A hash of the code that decides what a change list contains (loader, diff, model).
+PACKAGE_DIR = Path(__file__).resolve().parent
 
-    The version alone is not enough: a fix in the diff engine between releases must not be
-    hidden behind results cached by the old code.
+
+@lru_cache(maxsize=4)
+def package_fingerprint(root: Path = PACKAGE_DIR) -> str:
+    """A hash of every ``.py`` file under ``root`` (names and bytes, sorted by relative path).
+
+    Computed once per process (a few hundred KiB). Every module counts, not a hand-picked
+    list: any of them can decide what a change list contains (the loader, the selection, the
+    diff, the walk), and a list of names goes stale the day a module moves. A package whose
+    source cannot be read is an error, never a fingerprint that would trust stale entries.
     """
-    from kmsnap import diff, model
+    digest = hashlib.sha256()
+    count = 0
+    try:
+        paths = sorted(root.rglob("*.py"), key=lambda p: p.relative_to(root).as_posix())
+        for path in paths:
+            data = path.read_bytes()
+            name = path.relative_to(root).as_posix().encode("utf-8", "surrogateescape")
+            digest.update(b"%d:%s\0%d:" % (len(name), name, len(data)))
+            digest.update(data)
+            count += 1
+    except OSError as exc:
+        raise KmsnapError(
+            f"cannot read kmsnap's own source ({exc.filename}: {exc.strerror}) to key the "
+            "kmsnap log cache: reinstall kmsnap"
+        ) from None
+    if count == 0:
+        raise KmsnapError(
+            f"no kmsnap source files under {root} to key the kmsnap log cache: reinstall "
+            "kmsnap from a wheel or a source tree (not a zip)"
+        )
+    return digest.hexdigest()
 
-    digest = hashlib.sha256(__version__.encode())
-    modules: list[Any] = [diff, model]
-    for name in ("kmsnap.store", "kmsnap.yamlform"):
-        try:
-            modules.append(importlib.import_module(name))
-        except ImportError:  # the fast YAML form may live inside store
-            pass
-    for module in modules:
-        try:
-            digest.update(Path(str(module.__file__)).read_bytes())
-        except (OSError, TypeError):
-            digest.update(module.__name__.encode())
-    return digest.hexdigest()[:16]
+
+def engine_fingerprint() -> str:
+    """What keys entries to the code that made them: the version and every module's source.
+
+    The version alone is not enough: a fix between releases must not be hidden behind results
+    cached by the old code.
+    """
+    return hashlib.sha256(f"{__version__}\0{package_fingerprint()}".encode()).hexdigest()[:16]
 
 
 def cache_key(
