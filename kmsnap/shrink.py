@@ -209,7 +209,7 @@ class ShrinkGuard:
 def _load_ids(target: Path, config: Config) -> dict[str, frozenset[str]] | None:
     """The ids per kind of the snapshot at ``target``, as selected by ``include``/``exclude``;
     None when there is no snapshot there. Only the ids are kept."""
-    from kmsnap.config import filter_snapshot
+    from kmsnap.selection import filter_snapshot
     from kmsnap.store import DirectorySource, load_snapshot
     from kmsnap.storelayout import META_FILE
 
