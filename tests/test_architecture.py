@@ -125,6 +125,39 @@ def test_no_import_cycle() -> None:
     assert not found, "import cycles:\n" + "\n".join(" -> ".join(c) for c in found)
 
 
+def _trees() -> dict[str, ast.AST]:
+    return {_module_name(p): ast.parse(p.read_bytes(), filename=str(p))
+            for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def test_git_runs_only_through_the_one_runner() -> None:
+    """One environment policy: a command line starting with "git" is built only in gitrun."""
+    found = sorted(
+        f"{name}:{node.lineno}"
+        for name, tree in _trees().items()
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.List, ast.Tuple)) and node.elts
+        and isinstance(node.elts[0], ast.Constant) and node.elts[0].value == "git"
+        and name != "kmsnap.gitrun"
+    )
+    assert not found, "git run outside kmsnap.gitrun: " + ", ".join(found)
+
+
+def test_snapshot_files_are_parsed_only_by_the_one_parser() -> None:
+    """The strict loader is reached only through kmsnap.snapfile (one size limit)."""
+    found = sorted(
+        f"{name}:{node.lineno}"
+        for name, tree in _trees().items()
+        if name not in ("kmsnap.snapfile", "kmsnap.yamlsafe")
+        for node in ast.walk(tree)
+        if (isinstance(node, ast.Attribute) and node.attr == "safe_load"
+            and isinstance(node.value, ast.Name) and node.value.id == "yamlsafe")
+        or (isinstance(node, ast.ImportFrom) and node.module == "kmsnap.yamlsafe"
+            and any(alias.name == "safe_load" for alias in node.names))
+    )
+    assert not found, "snapshot file parsed outside kmsnap.snapfile: " + ", ".join(found)
+
+
 def test_the_graph_sees_every_kind_of_import(tmp_path: Path) -> None:
     pkg = tmp_path / "pkg"
     (pkg / "sub").mkdir(parents=True)
