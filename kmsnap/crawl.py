@@ -42,7 +42,16 @@ from kmsnap.links import (
     page_url,
     pagination_of,
 )
-from kmsnap.model import KINDS, PRODUCT_KINDS, Record, Snapshot, kind_for_rel, rel_for_kind
+from kmsnap.model import (
+    CHILD_KINDS,
+    CONTAINER_KINDS,
+    KINDS,
+    Record,
+    Snapshot,
+    kind_for_rel,
+    kind_sort_key,
+    rel_for_kind,
+)
 from kmsnap.pacing import Clock
 
 MAX_TOTAL = 50_000_000  # a total beyond this is a broken server, not a catalog
@@ -52,7 +61,7 @@ MAX_TOTAL = 50_000_000  # a total beyond this is a broken server, not a catalog
 MAX_PAGES = 100_000
 FAILURE_GRACE = 1.0  # seconds a failed (not interrupted) pull waits for requests in flight
 WINDOW = 2  # pages asked for ahead, per worker: enough to keep every worker busy
-PARENT_KINDS = ("account", "product")  # their items' links lead to scoped collections
+PARENT_KINDS = CONTAINER_KINDS  # their items' links lead to scoped collections
 NOT_THE_API = "(not the Kissmetrics Core API, or down for maintenance?)"
 
 T = TypeVar("T")
@@ -206,8 +215,7 @@ class _Crawler:
 
     def assemble(self) -> None:
         """Fill the snapshot in an order that does not depend on which page came first."""
-        rank = {kind: i for i, kind in enumerate(KINDS)}
-        self.complete.sort(key=lambda c: (rank.get(c[0], len(rank)), c[0], c[1]))
+        self.complete.sort(key=lambda c: (kind_sort_key(c[0]), c[1]))
         for kind, _url, records in self.complete:
             for record in records:
                 self.snapshot.add(kind, record)
@@ -576,7 +584,7 @@ def _check_coverage(crawler: _Crawler, have: set[str]) -> None:
             crawler.warn(f"the API offers no {KINDS[kind].rel!r} collection; "
                          f"no {KINDS[kind].rel} in the snapshot")
     parents: dict[str, set[str]] = {k: set(snapshot.of(k)) for k in PARENT_KINDS}
-    for kind in ("product", *PRODUCT_KINDS):
+    for kind in CHILD_KINDS:
         spec = KINDS[kind]
         field_name = spec.parent_field
         if field_name is None or spec.parent not in parents:

@@ -20,6 +20,7 @@ from typing import Any
 from kmsnap import yamlform
 from kmsnap.errors import SnapshotError
 from kmsnap.model import (
+    CONTAINER_KINDS,
     KINDS,
     PRODUCT_KINDS,
     Record,
@@ -33,6 +34,11 @@ FORMAT_VERSION = 1
 META_FILE = "kmsnap.yaml"
 UNASSIGNED = "_unassigned"
 OTHER = "_other"
+# A container's own file (account.yaml, product.yaml) sits at this depth of the tree
+# (account dir / account.yaml, account dir / product dir / product.yaml).
+_CONTAINER_DEPTH: dict[str, int] = {kind: i + 2 for i, kind in enumerate(CONTAINER_KINDS)}
+# File stems that are never a collection inside a product directory.
+_NOT_PRODUCT_FILES = frozenset({*CONTAINER_KINDS, *(KINDS[k].rel for k in CONTAINER_KINDS)})
 STATS_SUFFIX = ".stats.yaml"
 SLUG_NAME_CHARS = 60
 
@@ -286,7 +292,7 @@ class Role:
     @property
     def always(self) -> bool:
         # Accounts and products are always loaded whole: the diff groups by their names.
-        return self.kind in ("account", "product")
+        return self.kind in _CONTAINER_DEPTH
 
 
 def classify(rel: str, other_kinds: Mapping[str, str]) -> Role | None:
@@ -306,10 +312,8 @@ def classify(rel: str, other_kinds: Mapping[str, str]) -> Role | None:
         else:
             kind = check_kind_name(stem, path=rel)
         return Role(kind, False, stats)
-    if len(parts) == 2 and stem == "account":
-        return Role("account", True, stats)
-    if len(parts) == 3 and stem == "product":
-        return Role("product", True, stats)
-    if len(parts) == 3 and stem not in ("account", "accounts", "products"):
+    if _CONTAINER_DEPTH.get(stem) == len(parts):
+        return Role(stem, True, stats)
+    if len(parts) == 3 and stem not in _NOT_PRODUCT_FILES:
         return Role(check_kind_name(kind_for_rel(stem), path=rel), False, stats)
     raise SnapshotError("unexpected file in a snapshot", path=_shown(rel))

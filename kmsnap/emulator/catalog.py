@@ -12,10 +12,20 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from kmsnap.model import KINDS, USAGE_FIELDS, Record, Snapshot, name_field
+from kmsnap.model import (
+    CHILD_KINDS,
+    KINDS,
+    USAGE_FIELDS,
+    Record,
+    Snapshot,
+    is_container,
+    name_field,
+)
+from kmsnap.model import KIND_ORDER as KIND_ORDER  # the router imports it from here
 
-# Top-level kinds in the order the root directory lists them.
-KIND_ORDER: tuple[str, ...] = ("account", "product", "report", "event", "property", "metric")
+# KIND_ORDER is also the order the root directory lists its collections in.
+# Kinds that count traffic (events, properties): what touch_usage() moves.
+_USAGE_KINDS = tuple(k for k in KIND_ORDER if USAGE_FIELDS.intersection(KINDS[k].fields))
 
 # A list of records as served for one (kind, parent scope, token visibility).
 ListKey = tuple[str, str | None, frozenset[str] | None]
@@ -78,15 +88,18 @@ class Catalog:
 
     def account_of(self, kind: str, record: Record) -> str | None:
         """The account an entity belongs to, or None (an orphan, or an unknown collection)."""
-        if kind == "account":
+        spec = KINDS.get(kind)
+        if spec is None:
+            return None
+        if spec.parent is None:  # the outermost container: an account is its own
             return str(record["id"])
-        if kind == "product" or (kind == "report" and record.get("account_id")):
+        # A product names its account; a report may too (else it is found via its product).
+        if spec.parent == "account" or ("account_id" in spec.fields and record.get("account_id")):
             value = record.get("account_id")
             return str(value) if value is not None else None
-        if kind in KINDS:
-            product = self.records["product"].get(str(record.get("product_id")))
-            if product is not None and product.get("account_id") is not None:
-                return str(product["account_id"])
+        product = self.records["product"].get(str(record.get("product_id")))
+        if product is not None and product.get("account_id") is not None:
+            return str(product["account_id"])
         return None
 
     def listing(
@@ -118,7 +131,7 @@ class Catalog:
     def _parent_index(self, kind: str) -> dict[str | None, list[Record]]:
         index = self._by_parent.get(kind)
         if index is None:
-            field = "account_id" if kind == "product" else "product_id"
+            field = KINDS[kind].parent_field or "product_id"
             index = {}
             for record in self.records[kind].values():
                 index.setdefault(record.get(field), []).append(record)
@@ -178,9 +191,9 @@ class Catalog:
                 raise KeyError(f"no {kind} with id {entity_id!r}")
             removed = self._record(kind, entity_id)
             del self.records[kind][entity_id]
-            if cascade and kind in ("account", "product"):
+            if cascade and is_container(kind):
                 field = f"{kind}_id"
-                for child_kind in ("product", "report", "event", "property", "metric"):
+                for child_kind in CHILD_KINDS:
                     children = [
                         cid for cid, r in self.records[child_kind].items()
                         if r.get(field) == entity_id
@@ -228,7 +241,7 @@ class Catalog:
         rng = random.Random(f"touch-{seed}")
         moved = 0
         with self.lock:
-            for kind in ("event", "property"):
+            for kind in _USAGE_KINDS:
                 by_id = self.records[kind]
                 for entity_id, record in by_id.items():
                     if not USAGE_FIELDS.intersection(record):
