@@ -46,7 +46,7 @@ class Change:
     def to_json(self) -> dict[str, Any]:
         """The change in DESIGN.md's JSON schema (version 1), keys in a fixed order."""
         out: dict[str, Any] = {"kind": self.kind, "change": self.change, "id": self.id}
-        if self.change is ChangeType.RECREATED:
+        if self.change == ChangeType.RECREATED:
             out["old_id"] = self.old_id
         out["name"] = self.name
         out["account_id"] = self.account_id

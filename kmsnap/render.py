@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kmsnap.diff import Change, ChangeSet
+from kmsnap.diff import Change, ChangeSet, ChangeType, Severity
 from kmsnap.render_base import (
     CHANGE_MARKS,
     CHANGE_WORDS,
@@ -29,9 +29,20 @@ from kmsnap.render_base import (
 )
 from kmsnap.render_markdown import render_markdown
 
-__all__ = ["FORMATS", "render", "render_github", "render_json", "render_markdown", "render_text"]
+__all__ = [
+    "FORMATS",
+    "LOG_FORMATS",
+    "render",
+    "render_github",
+    "render_json",
+    "render_markdown",
+    "render_text",
+]
 
+# Every report format, the order --help lists them in.
 FORMATS: tuple[str, ...] = ("text", "markdown", "json", "github")
+# The formats of ``kmsnap log``: a history is not a set of workflow annotations.
+LOG_FORMATS: tuple[str, ...] = tuple(fmt for fmt in FORMATS if fmt != "github")
 
 # --- text -----------------------------------------------------------------------------
 
@@ -42,8 +53,8 @@ _COLORS = {
     "~": "\x1b[33m",  # yellow
     "-/+": "\x1b[35m",  # magenta
     "heading": "\x1b[1m",  # bold
-    "breaking": "\x1b[1;31m",
-    "warning": "\x1b[1;33m",
+    Severity.BREAKING: "\x1b[1;31m",
+    Severity.WARNING: "\x1b[1;33m",
     "dim": "\x1b[2m",
 }
 
@@ -84,7 +95,7 @@ def _place(kind: str, name: str | None, entity_id: str | None) -> str:
 def _text_change(change: Change, indent: str, paint: Any) -> list[str]:
     mark = CHANGE_MARKS[change.change]
     tag = ""
-    if change.severity != "info":
+    if change.severity != Severity.INFO:
         tag = "  " + paint(change.severity, f"({change.severity})")
     lines = [f"{indent}{paint(mark, mark)} {change_head(change, say_changed=False)}{tag}"]
     lines.extend(f"{indent}    {path}: {old} → {new}" for path, old, new in field_lines(change))
@@ -101,7 +112,7 @@ def render_json(cs: ChangeSet) -> str:
 
 # --- github ---------------------------------------------------------------------------
 
-_COMMANDS = {"breaking": "error", "warning": "warning", "info": "notice"}
+_COMMANDS = {Severity.BREAKING: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 
 
 def escape_data(text: str) -> str:
@@ -129,17 +140,13 @@ def render_github(cs: ChangeSet) -> str:
 
 def _github_message(change: Change, cs: ChangeSet) -> str:
     # Names go through short_quote() first, so they carry no raw line break even before escaping.
-    where = []
-    if change.account_id is not None and change.kind != "account":
-        where.append(f"account {short_quote(cs.account_names.get(change.account_id))}")
-    if change.product_id is not None and change.kind != "product":
-        where.append(f"product {short_quote(cs.product_names.get(change.product_id))}")
+    where = [f"{kind} {short_quote(name)}" for kind, _id, name in cs.containers(change)]
     place = f" in {', '.join(where)}" if where else ""
     kind = show_kind(change.kind)
-    if change.change == "renamed":
+    if change.change == ChangeType.RENAMED:
         before, after = short_quote(old_name(change)), short_quote(new_name(change))
         head = f"{kind} {before} renamed to {after}"
-    elif change.change == "recreated":
+    elif change.change == ChangeType.RECREATED:
         head = (
             f"{kind} {short_quote(change.name)} re-created "
             f"(id {short_escape(change.old_id or '')} → {short_escape(change.id)})"

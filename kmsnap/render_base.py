@@ -17,16 +17,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from kmsnap.diff import Change, ChangeSet
-from kmsnap.model import name_fields
+from kmsnap.diff import SEVERITIES, Change, ChangeSet, ChangeType
+from kmsnap.model import kind_sort_key, name_fields
 
 # Singular words for the change types, as people read them.
 CHANGE_WORDS: dict[str, str] = {
-    "added": "added",
-    "removed": "removed",
-    "changed": "changed",
-    "renamed": "renamed",
-    "recreated": "re-created",
+    ChangeType.ADDED: "added",
+    ChangeType.REMOVED: "removed",
+    ChangeType.CHANGED: "changed",
+    ChangeType.RENAMED: "renamed",
+    ChangeType.RECREATED: "re-created",
 }
 
 _SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", '"': '\\"', "\\": "\\\\"}
@@ -153,7 +153,7 @@ def show_side(sides: dict[str, Any], side: str) -> str:
 
 def rename_path(change: Change) -> str | None:
     """The field holding the name change of a renamed change (``title`` for metrics)."""
-    if change.change == "renamed" and change.fields:
+    if change.change == ChangeType.RENAMED and change.fields:
         for path in name_fields(change.kind):
             if path in change.fields:
                 return path
@@ -180,7 +180,13 @@ def new_name(change: Change) -> str | None:
     return _name_side(change, "new")
 
 
-CHANGE_MARKS = {"added": "+", "removed": "-", "changed": "~", "renamed": "~", "recreated": "-/+"}
+CHANGE_MARKS: dict[str, str] = {
+    ChangeType.ADDED: "+",
+    ChangeType.REMOVED: "-",
+    ChangeType.CHANGED: "~",
+    ChangeType.RENAMED: "~",
+    ChangeType.RECREATED: "-/+",
+}
 
 
 def change_head(change: Change, *, say_changed: bool = True) -> str:
@@ -189,16 +195,16 @@ def change_head(change: Change, *, say_changed: bool = True) -> str:
     ``say_changed=False`` leaves the word ``changed`` to the ``~`` mark in front."""
     kind = show_kind(change.kind)
     ident = short_escape(change.id)
-    if change.change == "renamed":
+    if change.change == ChangeType.RENAMED:
         before, after = short_quote(old_name(change)), short_quote(new_name(change))
         return f"{kind} {before} → {after} [{ident}] renamed"
-    if change.change == "recreated":
+    if change.change == ChangeType.RECREATED:
         return (
             f"{kind} {short_quote(change.name)} re-created "
             f"[{short_escape(change.old_id or '')} → {ident}]"
         )
     head = f"{kind} {short_quote(change.name)} [{ident}]"
-    if say_changed or change.change != "changed":
+    if say_changed or change.change != ChangeType.CHANGED:
         head += f" {change.change}"
     return head
 
@@ -258,7 +264,7 @@ def iter_groups(cs: ChangeSet) -> Iterator[Group]:
 
 def severity_counts(cs: ChangeSet) -> dict[str, int]:
     """How many changes of each severity, highest first."""
-    counts = {"breaking": 0, "warning": 0, "info": 0}
+    counts: dict[str, int] = dict.fromkeys(SEVERITIES, 0)
     for change in cs.changes:
         counts[change.severity] += 1
     return counts
@@ -283,8 +289,6 @@ IGNORED_HEADING = "Ignored by kmsnap.yaml"
 def ignored_fields(cs: ChangeSet) -> list[tuple[str, str]]:
     """(``kind.field``, reason) for each field ``kmsnap.yaml`` left out, in kind order, each
     part escaped like a name."""
-    from kmsnap.diff import kind_sort_key
-
     out = []
     for kind in sorted(cs.ignored, key=kind_sort_key):
         for path, reason in sorted(cs.ignored[kind].items()):

@@ -14,7 +14,7 @@ import re
 import shlex
 from typing import Any
 
-from kmsnap.diff import CHANGE_TYPES, SEVERITIES, Change, ChangeSet
+from kmsnap.diff import CHANGE_TYPES, SEVERITIES, Change, ChangeSet, ChangeType, Severity
 from kmsnap.render_base import (
     ABSENT_TEXT,
     CHANGE_WORDS,
@@ -139,7 +139,7 @@ def render_markdown(
         page.add(ignored)
         return _finish(page, limit)
 
-    breaking = [c for c in cs.changes if c.severity == "breaking"]
+    breaking = [c for c in cs.changes if c.severity == Severity.BREAKING]
     sections: list[tuple[str, str, list[tuple[Change, bool]], bool]] = []
     if breaking:
         sections.append(
@@ -152,7 +152,7 @@ def render_markdown(
         )
     first_other = True
     for group in iter_groups(cs):
-        rest = [c for c in group.changes if c.severity != "breaking"]
+        rest = [c for c in group.changes if c.severity != Severity.BREAKING]
         if not rest:
             continue
         heading = "### Other changes\n\n" if first_other and breaking else ""
@@ -230,8 +230,8 @@ def _header(cs: ChangeSet) -> str:
         "",
         f"Comparing {old} → {new}: **{plural(len(cs.changes), 'change')}** ({counts}).",
         "",
-        "| change | breaking | warning | info | total |",
-        "|:--|--:|--:|--:|--:|",
+        f"| change | {' | '.join(SEVERITIES)} | total |",
+        "|:--|" + "--:|" * (len(SEVERITIES) + 1),
     ]
     table: dict[str, dict[str, int]] = {t: dict.fromkeys(SEVERITIES, 0) for t in CHANGE_TYPES}
     for change in cs.changes:
@@ -265,15 +265,15 @@ def _group_title(
 def _item(change: Change, cs: ChangeSet, with_place: bool) -> str:
     word = CHANGE_WORDS[change.change]
     kind = md_escape(show_kind(change.kind))
-    if change.change == "renamed":
+    if change.change == ChangeType.RENAMED:
         what = f"{kind} {_md_name(old_name(change))} → {_md_name(new_name(change))}"
     else:
         what = f"{kind} {_md_name(change.name)}"
     ident = f"id {_md_id(change.id)}"
-    if change.change == "recreated":
+    if change.change == ChangeType.RECREATED:
         ident = f"id {_md_id(change.old_id or '')} → {_md_id(change.id)}"
     line = f"- **{word}** {what} ({ident})"
-    if change.severity == "warning":
+    if change.severity == Severity.WARNING:
         line += " ⚠️ warning"
     if with_place and (change.account_id or change.product_id):
         place = _group_title(
