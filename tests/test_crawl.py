@@ -74,7 +74,7 @@ def test_the_server_page_limit_is_trusted(make_emulator: MakeEmulator) -> None:
 
 
 def test_results_are_identical_across_concurrency(make_emulator: MakeEmulator) -> None:
-    emu = make_emulator(generate_catalog(size=1500, seed=7, orphans=3, extra=True),
+    emu = make_emulator(generate_catalog(size=1500, seed=7, orphans=3, extra=True, impossible=True),
                         max_page_size=25)
     results = [pull(emu, concurrency=n) for n in (1, 3, 8, 16)]
     expected = emu.catalog.to_snapshot(emu.base_url)

@@ -1,7 +1,10 @@
 """A deterministic generator of realistic Kissmetrics catalogs, awkward names included.
 
 The same ``size`` and ``seed`` always give the same catalog, ids included. Names are
-chosen to break naive YAML, markdown, shell, path and terminal handling.
+chosen to break naive YAML, markdown, shell, path and terminal handling, but by default
+only names the real API can send: the vendor's own clients must read the default catalog
+(Kissmetrics' example scripts sort by name and crash on a null one). Values the API never
+sends come only with ``impossible=True``, for robustness tests.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from kmsnap.model import Record
 
 # Names a careless writer mangles: YAML 1.1/1.2 scalars, YAML indicators, whitespace,
 # quotes, unicode, markup, path tricks, control characters and CI-annotation injection.
-AWKWARD_NAMES: tuple[str | None, ...] = (
+# Every one is a name the API can send.
+AWKWARD_NAMES: tuple[str, ...] = (
     "yes", "no", "on", "off", "N", "null", "~", "true", "False",
     "1e3", "0123", "0x1F", ".inf", "-.inf", ".nan", "12:30:00",
     "2014-09-02T19:46:43Z", "2014-09-02",
@@ -29,11 +33,15 @@ AWKWARD_NAMES: tuple[str | None, ...] = (
     "esc \x1b[31mred\x1b[0m", "bell\x07", "del\x7f", "nel\x85", "ls\u2028ps\u2029",
     "::warning::injected", "${{ secrets.TOKEN }}", "$(rm -rf /)",
     " ".join(["very long name"] * 40),
-    None,
+    "None",  # Python's null, spelled as a name; null itself only with impossible=True
     # Rarer spellings last: a small catalog may not reach them.
     "y", "Null", "0o17", "+1", "3.0", "1_000", "? question", "&anchor", "!tag", "%percent",
     "bom\ufeff", "%0Aencoded", "Ünïcödé naïve",
 )
+
+# Values the real API never sends, each put where its stand-in in AWKWARD_NAMES would be
+# (so an impossible catalog is the default one plus these): a null name.
+IMPOSSIBLE_NAMES: dict[str, str | None] = {"None": None}
 
 _VERBS = (
     "viewed", "clicked", "signed up", "purchased", "started", "completed", "cancelled",
@@ -101,7 +109,14 @@ class _Namer:
     holds every one of them somewhere.
     """
 
-    def __init__(self, words: tuple[str, ...], prefix: tuple[str, ...] = ("",), start: int = 0):
+    def __init__(
+        self,
+        words: tuple[str, ...],
+        prefix: tuple[str, ...] = ("",),
+        start: int = 0,
+        awkward: tuple[str | None, ...] = AWKWARD_NAMES,
+    ):
+        self.awkward = awkward
         self.combos = [f"{p} {w}".strip() for p in prefix for w in words]
         self.base = self.cursor = start
 
@@ -109,10 +124,10 @@ class _Namer:
         self.base = self.cursor
 
     def name(self, count: int) -> str | None:
-        n_awkward = len(AWKWARD_NAMES)
+        n_awkward = len(self.awkward)
         if count % _AWKWARD_EVERY == 1 and count // _AWKWARD_EVERY < n_awkward:
             self.cursor = self.base + count // _AWKWARD_EVERY + 1
-            return AWKWARD_NAMES[(self.base + count // _AWKWARD_EVERY) % n_awkward]
+            return self.awkward[(self.base + count // _AWKWARD_EVERY) % n_awkward]
         # Positions 1, 1 + every, ... before this one went to awkward names.
         plain = count - min((count + _AWKWARD_EVERY - 2) // _AWKWARD_EVERY, n_awkward)
         n = len(self.combos)
@@ -132,14 +147,21 @@ def _split(total: int, weights: list[float]) -> list[int]:
 
 
 def generate_catalog(
-    size: int = 200, seed: int = 0, *, orphans: int = 0, extra: bool = False
+    size: int = 200,
+    seed: int = 0,
+    *,
+    orphans: int = 0,
+    extra: bool = False,
+    impossible: bool = False,
 ) -> Catalog:
     """A realistic catalog of about ``size`` entities, the same for the same ``size`` and ``seed``.
 
     Several accounts with several products each; events, properties, metrics and
     reports with nulls, unknown extra fields, usage counters and awkward names
     (``AWKWARD_NAMES``). ``orphans`` adds that many events whose ``product_id`` names
-    no product; ``extra`` adds collections of unknown kinds (``segments``, ``dashboards``).
+    no product; ``extra`` adds collections of unknown kinds (``segments``, ``dashboards``);
+    ``impossible`` adds values the real API never sends (``IMPOSSIBLE_NAMES``: null names),
+    for tests of what kmsnap does with them, and is otherwise the same catalog.
     """
     catalog = Catalog(seed=seed)
     if size <= 0:
@@ -200,10 +222,13 @@ def generate_catalog(
     per_product = {
         kind: _split(count, weights) for kind, count in zip(_SHARES, kind_counts, strict=True)
     }
-    event_namer = _Namer(_NOUNS, _VERBS)
-    prop_namer = _Namer(_PROPS, start=24)
-    metric_namer = _Namer(_METRICS, start=47)
-    report_namer = _Namer(_REPORTS, start=56)
+    awkward: tuple[str | None, ...] = AWKWARD_NAMES
+    if impossible:
+        awkward = tuple(IMPOSSIBLE_NAMES.get(name, name) for name in AWKWARD_NAMES)
+    event_namer = _Namer(_NOUNS, _VERBS, awkward=awkward)
+    prop_namer = _Namer(_PROPS, start=24, awkward=awkward)
+    metric_namer = _Namer(_METRICS, start=47, awkward=awkward)
+    report_namer = _Namer(_REPORTS, start=56, awkward=awkward)
     namers = (event_namer, prop_namer, metric_namer, report_namer)
     descriptions = _DESCRIPTIONS
     nd = len(descriptions)
