@@ -9,10 +9,11 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kmsnap.diff import Change, normalize_kinds, severity_at_least
+from kmsnap.diff import SEVERITIES, Change, normalize_kinds, severity_at_least
 from kmsnap.errors import UsageError
 from kmsnap.history import Commit, LogEntry
 from kmsnap.model import name_fields
+from kmsnap.render import LOG_FORMATS
 from kmsnap.render_base import (
     CHANGE_MARKS,
     change_head,
@@ -39,8 +40,7 @@ __all__ = [
     "render_timeline",
 ]
 
-LOG_FORMATS = ("text", "markdown", "json")
-SEVERITY_LEVELS = ("breaking", "warning", "info")
+SEVERITY_LEVELS = SEVERITIES
 
 
 def filter_entries(
