@@ -27,7 +27,7 @@ MIN_RATE = 0.1  # requests per second: the floor the pacer never halves below
 MIN_SAMPLES = 8  # request starts needed before an observed rate is trusted
 RECOVERY_STEPS = 16  # good answers after a cut that bring the rate back to where it was
 MINUTE = 60.0  # the window of a per-minute budget, as servers count it
-WINDOW_GUARD = 1.0  # seconds added to our window: latency and clock skew against the server's
+WINDOW_GUARD = 2.0  # seconds added to our window: latency and clock skew against the server's
 WINDOW_HINT = 10.0  # a Retry-After this long says "a window": learn a budget, do not halve
 # urllib3 retries these in the worker that got them; 429 is left to the shared pacer.
 RETRY_STATUSES = frozenset(range(500, 600)) - {501, 505}
@@ -385,7 +385,7 @@ class Pacer:
         since, refused_at = self._learn_from
         self._learn_from = None
         self._resumed = now
-        admitted = sum(1 for sent in self._admitted if since <= sent < refused_at)
+        admitted = sum(1 for sent in self._admitted if since <= sent <= refused_at)
         if self.learned is not None and admitted >= self.learned:
             admitted = self.learned - 1  # refused within the budget: the server takes less
         self.learned = max(1, admitted)
@@ -423,8 +423,8 @@ class Pacer:
                 self.paused_for += resume - max(now, self._resume_at)
                 self._resume_at = resume
             if sent_at >= self._last_cut:
-                if window_like:
-                    self._learn_from = (max(self._resumed, sent_at - MINUTE), sent_at)
+                if window_like:  # every request sent before this answer came may count
+                    self._learn_from = (max(self._resumed, sent_at - MINUTE), now)
                 else:
                     current = self.rate if self.rate is not None else self._observed_rate()
                     if current is not None:
