@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import requests
 
@@ -283,7 +283,8 @@ def pull_v3(
                                     "excluded in the configuration")
                 else:
                     pulled.append(product)
-            tasks = [_Task(resource, f"{api}/products/{product['id']}/{resource}", product)
+            tasks = [_Task(resource, f"{api}/products/{quote(str(product['id']), safe='')}"
+                                     f"/{resource}", product)
                      for product in pulled for resource in CHILDREN]
 
             def work(task: _Task) -> list[Record]:
