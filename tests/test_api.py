@@ -326,3 +326,23 @@ def test_after_a_cut_the_measured_rate_comes_back_within_a_bounded_number_of_ans
     for _ in range(16):
         pacer.on_success()
     assert pacer.rate == pytest.approx(100.0, rel=0.05)
+
+
+def test_a_long_retry_after_teaches_a_per_minute_budget_that_never_climbs_back() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock)  # the Core client's pacer: no budget until the API shows one
+    sent = [pacer.acquire() for _ in range(16)]
+    for start in sent[:15]:
+        pacer.on_success(start)
+    pacer.on_throttle(59.0, sent[15], 0)  # a fixed window of 15 a minute refuses the 16th
+    resumed = pacer.acquire()
+    # the pause, and the admitted 15 still count: 62 s after the first of them
+    assert resumed == pytest.approx(sent[0] + 62.0) and pacer.learned == 15
+    assert pacer.rate is None  # a window, not a rate: nothing halved
+    more = [pacer.acquire() for _ in range(30)]
+    for start in more:
+        pacer.on_success(start)
+    window = 62.0  # a minute and the guard against latency
+    assert all(sum(1 for s in [resumed, *more] if t <= s < t + window) <= 15
+               for t in [resumed, *more])
+    assert pacer.learned == 15  # successes do not raise it again
