@@ -139,25 +139,34 @@ class ShrinkGuard:
         config: Config,
         *,
         kinds: Iterable[str] | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self.ids = ids
         self.label = label
         self.config = config
         self.kinds = None if kinds is None else frozenset(kinds)
-        self.max_share: float = config.resolve("max_shrink")
+        self.max_share: float = config.resolve("max_shrink", environ=environ)
 
     @classmethod
-    def for_pull(cls, target: Path, config: Config, *, allow: bool = False) -> ShrinkGuard:
+    def for_pull(
+        cls,
+        target: Path,
+        config: Config,
+        *,
+        allow: bool = False,
+        environ: Mapping[str, str] | None = None,
+    ) -> ShrinkGuard:
         """Read the snapshot at ``target`` that a pull would replace.
 
         Not guarded: ``--allow-shrink`` (``allow``) or ``allow_shrink``; no directory, an empty
         one, or one that is not a snapshot (the store refuses to replace that). A snapshot that
         cannot be read is an error: what the pull would remove from it cannot be told, and a
         broken file must not let a broken answer through; ``--allow-shrink`` replaces it.
+        ``environ`` (default ``os.environ``) is where ``KMSNAP_ALLOW_SHRINK``/``_MAX_SHRINK`` are.
         """
         label = str(target)
-        if allow or config.resolve("allow_shrink"):
-            return cls(None, label, config)
+        if allow or config.resolve("allow_shrink", environ=environ):
+            return cls(None, label, config, environ=environ)
         try:
             ids = _load_ids(target, config)
         except SnapshotError as exc:
@@ -165,7 +174,7 @@ class ShrinkGuard:
                 f"{exc}; cannot tell what the pull would remove from {label}: restore it "
                 f"(git checkout -- {label}) or run again with --allow-shrink to replace it"
             ) from None
-        return cls(ids, label, config)
+        return cls(ids, label, config, environ=environ)
 
     @classmethod
     def for_check(
@@ -175,12 +184,15 @@ class ShrinkGuard:
         *,
         allow: bool = False,
         kinds: Iterable[str] | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> ShrinkGuard:
         """Read the committed snapshot ``check`` compares with; its errors are the comparison's."""
         label = str(snapshot_dir)
-        if allow or config.resolve("allow_shrink"):
-            return cls(None, label, config)
-        return cls(_load_ids(snapshot_dir, config), label, config, kinds=kinds)
+        if allow or config.resolve("allow_shrink", environ=environ):
+            return cls(None, label, config, environ=environ)
+        return cls(
+            _load_ids(snapshot_dir, config), label, config, kinds=kinds, environ=environ
+        )
 
     def problem(self, new: Snapshot, *, lead: str = PULL_LEAD) -> str | None:
         """The one-line shrink ``new`` shows, or None."""
