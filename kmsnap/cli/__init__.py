@@ -1,8 +1,9 @@
 """The ``kmsnap`` command line: a thin typer layer over the library, and its one error funnel.
 
-``run(argv)`` returns an exit status without exiting, for tests; ``main()`` exits with it.
-Expected errors (``KmsnapError``) become one line on stderr and exit 1; ``--debug``
-shows the traceback. Only this package prints.
+``run(argv, env=None)`` returns an exit status without exiting, for tests; ``main()`` exits
+with it. Expected errors (``KmsnapError``) become one line on stderr and exit 1; ``--debug``
+shows the traceback. Only this package prints, and only through the ``Environment``
+(``kmsnap.cli.environment``) that ``run`` makes current: its streams, variables and directory.
 """
 
 from __future__ import annotations
@@ -14,29 +15,35 @@ from collections.abc import Sequence
 import typer
 
 from kmsnap.cli import commands as _commands  # noqa: F401  (registers the commands)
-from kmsnap.cli._common import err_console
 from kmsnap.cli.app import app
+from kmsnap.cli.environment import Environment, current, using
 from kmsnap.errors import ExitStatus, KmsnapError
 
-__all__ = ["app", "main", "run"]
+__all__ = ["Environment", "app", "main", "run"]
 
 INTERRUPTED = 130  # typer's exit status for Ctrl-C; kmsnap says so and exits 1 (DESIGN)
 
 
 def _fail(message: str) -> int:
-    err_console.print(f"kmsnap: error: {message}", markup=False)
+    current().err_console.print(f"kmsnap: error: {message}", markup=False)
     return int(ExitStatus.ERROR)
 
 
-def run(argv: Sequence[str] | None = None) -> int:
-    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+def run(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``) in ``env`` (default: the
+    process's, ``Environment.from_process()``); return the exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
+    with using(env if env is not None else Environment.from_process()) as current_env:
+        return _run(args, current_env)
+
+
+def _run(args: list[str], env: Environment) -> int:
     debug = "--debug" in args
     try:
         result = app(args=args, prog_name="kmsnap", standalone_mode=False)
     except KmsnapError as exc:
         if debug:
-            traceback.print_exc()
+            traceback.print_exc(file=env.stderr)
         return _fail(str(exc))
     except typer.Exit as exc:
         if exc.exit_code == INTERRUPTED:
@@ -48,12 +55,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         # Usage errors: typer's own message, but exit 1 (2 means "changes" here).
         show = getattr(exc, "show", None)
         if callable(show):
-            show(file=sys.stderr)
+            show(file=env.stderr)
             return int(ExitStatus.ERROR)
         return _fail(str(exc))
     except Exception as exc:  # a bug: still one line unless --debug
         if debug:
-            traceback.print_exc()
+            traceback.print_exc(file=env.stderr)
             return int(ExitStatus.ERROR)
         return _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
     if result == INTERRUPTED:
@@ -65,4 +72,4 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def main() -> None:
     """Console-script entry point."""
-    sys.exit(run())
+    sys.exit(run(env=Environment.from_process()))

@@ -1,51 +1,43 @@
-"""Helpers shared by the commands: the stderr console, warnings, stdout, the token."""
+"""Helpers shared by the commands: warnings, stdout, the token; all through the current
+``Environment`` (``kmsnap.cli.environment``), never the process's streams or variables."""
 
 from __future__ import annotations
 
 import os
 import stat
-import sys
 from pathlib import Path
 
-from rich.console import Console
-
+from kmsnap.cli.environment import current
 from kmsnap.errors import TokenError
 
 TOKEN_ENV = "KISSMETRICS_TOKEN"
 
-# Everything but the result goes to stderr; stdout carries only the result.
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+# Everything but the result goes to stderr (the environment's console); stdout carries only
+# the result.
 
 
 def warn(message: str) -> None:
     """Print one warning line on stderr."""
-    err_console.print(f"kmsnap: warning: {message}", markup=False)
+    current().err_console.print(f"kmsnap: warning: {message}", markup=False)
 
 
 def info(message: str) -> None:
     """Print one informational line on stderr."""
-    err_console.print(message, markup=False)
+    current().err_console.print(message, markup=False)
 
 
 def stderr_is_terminal() -> bool:
-    return sys.stderr.isatty()
+    return bool(current().stderr_isatty)
 
 
 def stdout_color() -> bool:
     """Colour on stdout: only on a terminal, and never with NO_COLOR set."""
-    return sys.stdout.isatty() and "NO_COLOR" not in os.environ
+    return current().stdout_color
 
 
 def emit(text: str) -> None:
-    """Write ``text`` to stdout as UTF-8 whatever the locale says (names hold any Unicode):
-    a C locale's ASCII stdout must not turn an emoji in an event name into a crash."""
-    stream = sys.stdout
-    try:
-        stream.write(text)
-    except UnicodeEncodeError:
-        stream.flush()
-        stream.buffer.write(text.encode("utf-8"))
-    stream.flush()
+    """Write ``text`` to stdout as UTF-8 whatever the locale says (``Environment.write``)."""
+    current().write(text)
 
 
 _MAX_TOKEN_FILE = 64 * 1024
@@ -59,13 +51,15 @@ def read_token(token_file: Path | None) -> str:
     """
     from kmsnap.api import token_problem  # here: diff and log need no HTTP stack
 
+    env = current()
     if token_file is not None:
+        at = env.path(token_file)  # opened relative to the environment's cwd, named as given
         try:
-            mode = token_file.stat().st_mode
+            mode = at.stat().st_mode
             if not stat.S_ISREG(mode):  # a FIFO would wait forever, /dev/zero never ends
                 raise TokenError(f"token file {token_file} is not a regular file")
             # Non-blocking: a FIFO swapped in after the check must not hang the open either.
-            fd = os.open(token_file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+            fd = os.open(at, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
             with os.fdopen(fd, "rb") as handle:
                 if not stat.S_ISREG(os.fstat(fd).st_mode):
                     raise TokenError(f"token file {token_file} is not a regular file")
@@ -90,7 +84,7 @@ def read_token(token_file: Path | None) -> str:
             raise TokenError(f"the token in {token_file} {problem}; a token is one line of "
                              "visible ASCII characters")
         return token
-    token = os.environ.get(TOKEN_ENV, "").strip()
+    token = env.get(TOKEN_ENV).strip()
     if not token:
         raise TokenError(
             f"no API token: set {TOKEN_ENV} or pass --token-file PATH "

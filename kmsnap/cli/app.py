@@ -21,7 +21,9 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"kmsnap {__version__}")
+        from kmsnap.cli.environment import current
+
+        current().write(f"kmsnap {__version__}\n")
         raise typer.Exit()
 
 

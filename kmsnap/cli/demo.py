@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kmsnap.cli._common import emit, stdout_color
 from kmsnap.cli.app import app
+from kmsnap.cli.environment import current
 
 if TYPE_CHECKING:
     from kmsnap.demo import DemoStep
@@ -19,17 +19,21 @@ _BOLD, _DIM, _RED, _RESET = "\x1b[1m", "\x1b[2m", "\x1b[1;31m", "\x1b[0m"
 
 
 class _Printer:
-    """Headed sections on stdout; colour only on a terminal (and never with NO_COLOR)."""
+    """Headed sections on stdout; colour only on a terminal (and never with NO_COLOR).
+
+    The environment is taken once, in the command's thread (the demo may call back from
+    another)."""
 
     def __init__(self) -> None:
-        self.color = stdout_color()
+        self.env = current()
+        self.color = self.env.stdout_color
         self.number = 0
 
     def paint(self, style: str, text: str) -> str:
         return f"{style}{text}{_RESET}" if self.color else text
 
     def write(self, text: str = "") -> None:
-        emit(text + "\n")
+        self.env.write(text + "\n")
 
     def heading(self, title: str) -> None:
         self.number += 1
@@ -89,9 +93,10 @@ def demo(
     from kmsnap.demo import DemoOptions, run_demo
 
     out = _Printer()
+    where = out.env.path(directory) if directory is not None else None
     out.write(out.paint(_BOLD, "kmsnap demo: a Kissmetrics catalog under version control, "
                                "on the bundled emulator (no account, no network)"))
-    result = run_demo(DemoOptions(directory=directory, size=size, seed=seed), out.step)
+    result = run_demo(DemoOptions(directory=where, size=size, seed=seed), out.step)
 
     out.heading("Your turn")
     out.write(f"The demo repository is in {result.repo} (took {result.elapsed:.1f} s):")

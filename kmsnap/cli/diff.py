@@ -3,7 +3,6 @@ catalog, and print the change set in the chosen format."""
 
 from __future__ import annotations
 
-import os
 import shlex
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -14,6 +13,7 @@ import typer
 
 from kmsnap.cli._common import emit, stdout_color, warn
 from kmsnap.cli.app import app
+from kmsnap.cli.environment import current
 from kmsnap.cli.pull import (
     AllowShrinkOption,
     ApiOption,
@@ -76,10 +76,11 @@ def _output(
         emit(render_markdown(cs, limit=max_chars, see_all=see_all))
     else:
         emit(render(cs, fmt, color=fmt == "text" and stdout_color()))
-    summary = os.environ.get(STEP_SUMMARY_ENV)
+    env = current()
+    summary = env.get(STEP_SUMMARY_ENV)
     if fmt == "github" and summary:
         try:
-            with open(summary, "a", encoding="utf-8") as handle:
+            with open(env.path(summary), "a", encoding="utf-8") as handle:
                 handle.write(render_markdown(cs, limit=max_chars, see_all=see_all) + "\n")
         except OSError as exc:
             warn(f"cannot append the report to ${STEP_SUMMARY_ENV} ({summary}): {exc.strerror}")
@@ -163,13 +164,18 @@ def diff(
     from kmsnap.config import load_config
     from kmsnap.gitrev import open_source
 
+    env = current()
     fmt = _check_format(fmt)
     limit = _check_max_chars(max_chars, fmt)
     kinds = _check_kinds(kind)
-    rules = _rules(load_config())
+    rules = _rules(load_config(cwd=env.cwd))
     with _kind_option():
         cs = compare_sources(
-            open_source(old), open_source(new), rules=rules, kinds=kinds, with_stats=with_stats
+            open_source(old, cwd=env.cwd),
+            open_source(new, cwd=env.cwd),
+            rules=rules,
+            kinds=kinds,
+            with_stats=with_stats,
         )
     _output(cs, fmt, max_chars=limit)
     if exit_code and cs.changes:
@@ -233,20 +239,24 @@ def check(
     from kmsnap.shrink import ShrinkGuard
     from kmsnap.store import DirectorySource
 
+    env = current()
     fmt = _check_format(fmt)
     limit = _check_max_chars(max_chars, fmt)
     kinds = _check_kinds(kind)
-    config = load_config()
-    settings = resolve_settings(config, {"fail_on": fail_on})
+    config = load_config(cwd=env.cwd)
+    settings = resolve_settings(config, {"fail_on": fail_on}, environ=env.environ)
     # Like pull --out, the flag takes any path; only the config file's value is held to
     # the relative form that the generated workflows can use.
     snapshot_dir = Path(snapshot) if snapshot is not None else Path(settings.snapshot_dir)
-    if not snapshot_dir.is_dir():
+    where = env.path(snapshot_dir)  # named as given, read relative to the environment's cwd
+    if not where.is_dir():
         raise UsageError(
             f"no snapshot directory {str(snapshot_dir)!r} (run kmsnap pull to create it, "
             "or pass --snapshot DIR)"
         )
-    guard = ShrinkGuard.for_check(snapshot_dir, config, allow=allow_shrink, kinds=kinds)
+    guard = ShrinkGuard.for_check(
+        where, config, allow=allow_shrink, kinds=kinds, environ=env.environ
+    )
     result = pull_live(
         api,
         token_file,
@@ -265,7 +275,7 @@ def check(
     # In memory, as pull then diff would compare it: no temporary directory (kmsnap.compare).
     with _kind_option():
         cs = compare_live(
-            DirectorySource(snapshot_dir, label=str(snapshot_dir)),
+            DirectorySource(where, label=str(snapshot_dir)),
             result.snapshot,
             rules=_rules(config),
             kinds=kinds,

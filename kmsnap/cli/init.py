@@ -10,6 +10,7 @@ import typer
 
 from kmsnap.cli._common import warn
 from kmsnap.cli.app import app
+from kmsnap.cli.environment import current
 from kmsnap.errors import UsageError
 
 
@@ -62,14 +63,18 @@ def init(
     from kmsnap.config import load_config, resolve_settings
     from kmsnap.init import init_project
 
-    directory = Path(dir_)
+    env = current()
+    shown = Path(dir_)
+    directory = env.path(shown)  # relative to the environment's cwd; messages name it as given
     if not directory.is_dir():
-        raise UsageError(f"--dir {directory}: no such directory")
+        raise UsageError(f"--dir {shown}: no such directory")
     # Before writing anything: a flag that cannot be honoured should leave no files behind.
     setup_git_driver = _git_driver() if git_driver else None
     # With --force, a re-run picks up the snapshot_dir and fail_on the user put in kmsnap.yaml.
     settings = resolve_settings(
-        load_config(cwd=directory), {"fail_on": fail_on, "snapshot_dir": snapshot_dir}
+        load_config(cwd=directory),
+        {"fail_on": fail_on, "snapshot_dir": snapshot_dir},
+        environ=env.environ,
     )
     written = init_project(
         directory,
@@ -85,7 +90,7 @@ def init(
     _report(directory, written, direct, settings.fail_on, settings.snapshot_dir, notes)
     if not (directory / ".git").exists():
         warn(
-            f"{directory} is not the root of a git repository: GitHub only runs workflows "
+            f"{shown} is not the root of a git repository: GitHub only runs workflows "
             "from .github/workflows at the root"
         )
 
@@ -116,16 +121,16 @@ def _report(
         DRIFT_WORKFLOW: f"daily check; fails on drift at '{fail_on}' or above",
     }
     if not written:
-        typer.echo("All files are already in place; nothing written.")
+        _echo("All files are already in place; nothing written.")
     rels = [_relative(path, directory) for path in written]
     width = max((len(str(rel)) for rel in rels), default=0)
     if written:
-        typer.echo("Wrote:")
+        _echo("Wrote:")
     for path, rel in zip(written, rels, strict=True):
         described = what.get(path.relative_to(directory))
-        typer.echo(f"  {str(rel):<{width}}  ({described})" if described else f"  {rel}")
+        _echo(f"  {str(rel):<{width}}  ({described})" if described else f"  {rel}")
     for note in notes:
-        typer.echo(note)
+        _echo(note)
     steps = [
         "Add the repository secret KISSMETRICS_TOKEN (Settings > Secrets and variables > "
         "Actions, or: gh secret set KISSMETRICS_TOKEN).",
@@ -140,13 +145,18 @@ def _report(
         f"Commit: git add kmsnap.yaml .github/workflows {snapshot_dir} && "
         'git commit -m "Track the Kissmetrics catalog with kmsnap" && git push',
     ]
-    typer.echo("\nNext:")
+    _echo("\nNext:")
     for number, step in enumerate(steps, 1):
-        typer.echo(f"  {number}. {step}")
+        _echo(f"  {number}. {step}")
+
+
+def _echo(text: str) -> None:
+    """One line on the environment's stdout (as ``typer.echo`` did on the process's)."""
+    current().write(text + "\n")
 
 
 def _relative(path: Path, directory: Path) -> Path:
     try:
-        return path.resolve().relative_to(Path.cwd().resolve())
+        return path.resolve().relative_to(current().cwd.resolve())
     except ValueError:
         return path

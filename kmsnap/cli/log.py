@@ -10,6 +10,7 @@ import typer
 
 from kmsnap.cli._common import emit, info, warn
 from kmsnap.cli.app import app
+from kmsnap.cli.environment import current
 from kmsnap.errors import UsageError
 
 _FORMATS = ("text", "markdown", "json")
@@ -134,11 +135,14 @@ def log_command(
         raise UsageError(f"--format: unknown format {fmt!r}; use text, markdown or json")
     if severity is not None and severity not in SEVERITY_LEVELS:
         raise UsageError(f"--severity: unknown level {severity!r}; use breaking, warning or info")
-    cwd = Path.cwd()
+    env = current()
+    cwd = env.cwd
     revisions, path = _split_args(list(args or []), cwd)
     revisions += list(rev or [])
     config = load_config(cwd)
-    snapshot_dir = path if path is not None else str(config.resolve("snapshot_dir"))
+    snapshot_dir = (
+        path if path is not None else str(config.resolve("snapshot_dir", environ=env.environ))
+    )
     query = LogQuery(
         path=snapshot_dir,
         revisions=tuple(revisions),
@@ -184,7 +188,10 @@ def git_textconv(
     """git's textconv for snapshot files: one readable block per entity."""
     from kmsnap import gitdriver
 
-    raise typer.Exit(gitdriver.main(["textconv", "--format-version", str(format_version), file]))
+    out = current().stdout_bytes()
+    raise typer.Exit(
+        gitdriver.main(["textconv", "--format-version", str(format_version), file], out=out)
+    )
 
 
 @app.command(
@@ -196,4 +203,4 @@ def git_diff(args: Annotated[list[str], typer.Argument()]) -> None:
     """git's external diff command for snapshot files: kmsnap's change list per file."""
     from kmsnap import gitdriver
 
-    raise typer.Exit(gitdriver.main(["diff", *args]))
+    raise typer.Exit(gitdriver.main(["diff", *args], out=current().stdout_bytes()))

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kmsnap.cli._common import err_console, info, read_token, stderr_is_terminal, warn
+from kmsnap.cli._common import info, read_token, stderr_is_terminal, warn
 from kmsnap.cli.app import app
+from kmsnap.cli.environment import current
 from kmsnap.model import KINDS, rel_for_kind
 
 # The HTTP stack, the config loader and rich's progress bars are imported where a command
@@ -94,7 +95,10 @@ AllowShrinkOption = Annotated[
 
 
 class _ProgressDisplay:
-    """A rich progress bar per kind on stderr, fed by the crawl's ``ProgressEvent``s."""
+    """A rich progress bar per kind on stderr, fed by the crawl's ``ProgressEvent``s.
+
+    The environment's console is taken here, in the command's thread: updates may come from
+    the crawl's threads, which do not see the command's environment."""
 
     def __init__(self) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -105,7 +109,7 @@ class _ProgressDisplay:
             TextColumn("{task.fields[pages]} pages"),
             TextColumn("{task.fields[entities]} entities"),
             TimeElapsedColumn(),
-            console=err_console,
+            console=current().err_console,
             transient=True,
         )
         self._tasks: dict[str, TaskID] = {}
@@ -170,11 +174,12 @@ def pull_live(
     from kmsnap.config import load_config, resolve_settings
     from kmsnap.crawl import PullOptions
 
-    config = config if config is not None else load_config()
+    env = current()
+    config = config if config is not None else load_config(cwd=env.cwd)
     settings = resolve_settings(config, {
         "api": api, "concurrency": concurrency, "page_size": page_size, "max_rps": max_rps,
         "timeout": timeout,
-    })
+    }, environ=env.environ)
     options = PullOptions(
         api=settings.api, token=read_token(token_file), concurrency=settings.concurrency,
         page_size=settings.page_size, max_rps=settings.max_rps, timeout=settings.timeout,
@@ -252,17 +257,22 @@ def pull(
     from kmsnap.shrink import ShrinkGuard
     from kmsnap.store import save_snapshot  # imported here: only pull needs the writer
 
-    config = load_config()
-    target = out if out is not None else Path(resolve_settings(config, {}).snapshot_dir)
+    env = current()
+    config = load_config(cwd=env.cwd)
+    target = (
+        out if out is not None
+        else Path(resolve_settings(config, {}, environ=env.environ).snapshot_dir)
+    )
+    where = env.path(target)  # named as given, written relative to the environment's cwd
     started = time.perf_counter()
     # Read before the crawl: a broken previous snapshot fails fast; only its ids are kept.
-    guard = ShrinkGuard.for_pull(target, config, allow=allow_shrink)
+    guard = ShrinkGuard.for_pull(where, config, allow=allow_shrink, environ=env.environ)
     result = pull_live(api, token_file, concurrency, page_size, max_rps, timeout, quiet,
                        config=config, summary=False, deadline=deadline,
                        max_response_mb=max_response_mb, max_retry_after=max_retry_after)
     # Nothing is written before the crawl has fully succeeded; the store swaps atomically.
     guard.check_pull(result.snapshot)
-    save_snapshot(result.snapshot, target, with_stats=with_stats)
+    save_snapshot(result.snapshot, where, with_stats=with_stats)
     result.elapsed = time.perf_counter() - started
     if not quiet:
         info(f"{summary_line(result)}; wrote {target}")

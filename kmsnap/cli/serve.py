@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 from pathlib import Path
 from types import FrameType
@@ -13,6 +12,7 @@ import typer
 
 from kmsnap.cli._common import info
 from kmsnap.cli.app import app
+from kmsnap.cli.environment import current
 from kmsnap.errors import UsageError
 
 
@@ -68,13 +68,15 @@ def serve(
         raise UsageError(f"--fault-rate must be between 0 and 1, got {fault_rate}")
     if max_page_size < 1:
         raise UsageError(f"--max-page-size must be at least 1, got {max_page_size}")
+    env = current()
     served: Catalog | None = None
     if catalog is not None:
         from kmsnap.store import load_snapshot
 
-        if not catalog.is_dir():
+        where = env.path(catalog)  # relative to the environment's cwd, named as given
+        if not where.is_dir():
             raise UsageError(f"--catalog {catalog}: not a snapshot directory")
-        served = Catalog.from_snapshot(load_snapshot(catalog, with_stats=True))
+        served = Catalog.from_snapshot(load_snapshot(where, with_stats=True))
     emulator = Emulator(
         served,
         size=size,
@@ -98,8 +100,7 @@ def serve(
     in_main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_term) if in_main else None
     try:
-        typer.echo(emulator.base_url)
-        sys.stdout.flush()
+        env.write(emulator.base_url + "\n")  # flushed: a script waits for this line
         info(
             f"kmsnap: serving {emulator.catalog.size()} entities; "
             f"send 'Authorization: Bearer {token}'; Ctrl-C stops"
