@@ -26,9 +26,9 @@ from typing import Any
 import yaml
 from deepdiff import DeepDiff
 
-from kmsnap.diff import diff_snapshots
+from kmsnap.diff.engine import diff_snapshots
 from kmsnap.model import Snapshot
-from kmsnap.store import DirectorySource, load_pair, save_snapshot
+from kmsnap.snapshot.store import DirectorySource, load_pair, save_snapshot
 
 PER_PRODUCT = {"report": 0.05, "event": 0.5, "property": 0.3, "metric": 0.15}
 

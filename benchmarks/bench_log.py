@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from kmsnap.emulator import generate_catalog
-from kmsnap.store import save_snapshot
+from kmsnap.snapshot.store import save_snapshot
 
 ENV = {
     "GIT_AUTHOR_NAME": "Bench",

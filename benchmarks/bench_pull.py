@@ -17,8 +17,8 @@ from pathlib import Path
 
 import requests
 
-from kmsnap.crawl import PullOptions, pull_snapshot
 from kmsnap.emulator import Emulator, generate_catalog
+from kmsnap.sources.core.crawler import PullOptions, pull_snapshot
 
 TOKEN = "bench-token"
 KINDS = ("account", "product", "report", "event", "property", "metric")
@@ -26,8 +26,8 @@ KINDS = ("account", "product", "report", "event", "property", "metric")
 CHILD = r"""
 import json, resource, sys, tempfile, time
 from pathlib import Path
-from kmsnap.crawl import PullOptions, pull_snapshot
-from kmsnap.store import save_snapshot
+from kmsnap.sources.core.crawler import PullOptions, pull_snapshot
+from kmsnap.snapshot.store import save_snapshot
 api, token = sys.argv[1], sys.argv[2]
 started = time.perf_counter()
 result = pull_snapshot(PullOptions(api=api, token=token))

@@ -26,7 +26,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kmsnap.model import Snapshot  # noqa: E402
-from kmsnap.store import (  # noqa: E402
+from kmsnap.snapshot.store import (  # noqa: E402
     DirectorySource,
     load_pair,
     load_snapshot,
@@ -212,7 +212,7 @@ def main() -> None:
 def _child_rss(code: str) -> float:
     """Peak resident memory (MB) of a new interpreter that imports kmsnap and runs ``code``."""
     # VmHWM, not ru_maxrss: Linux carries the parent's ru_maxrss over fork and exec.
-    script = f"from kmsnap.store import *\n{code}\n" \
+    script = f"from kmsnap.snapshot.store import *\n{code}\n" \
         "print([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1])"
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
@@ -222,7 +222,7 @@ def _child_rss(code: str) -> float:
 
 def _check_pair(old_dir: Path, new_dir: Path, pair: tuple[Snapshot, Snapshot]) -> None:
     try:
-        from kmsnap.diff import diff_snapshots
+        from kmsnap.diff.engine import diff_snapshots
     except ImportError:
         return
     full = diff_snapshots(load_snapshot(old_dir), load_snapshot(new_dir))

@@ -19,17 +19,17 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from kmsnap.diff import ChangeSet, diff_snapshots, normalize_kinds
+from kmsnap.diff.engine import ChangeSet, diff_snapshots, normalize_kinds
 from kmsnap.errors import UsageError
 from kmsnap.model import KINDS, Snapshot, kind_for_rel
-from kmsnap.selection import Selecting, filter_snapshot, is_everything
+from kmsnap.snapshot.selection import Selecting, filter_snapshot, is_everything
 
 if TYPE_CHECKING:
     import requests
 
-    from kmsnap.config import Config
-    from kmsnap.crawl import ProgressCallback, PullOptions, PullResult
-    from kmsnap.store import SnapshotSource
+    from kmsnap.config.loader import Config
+    from kmsnap.snapshot.store import SnapshotSource
+    from kmsnap.sources.core.crawler import ProgressCallback, PullOptions, PullResult
 
 __all__ = [
     "NO_RULES",
@@ -60,7 +60,7 @@ class Rules:
     @classmethod
     def from_config(cls, config: Config) -> Rules:
         """kmsnap.yaml's ``include``/``exclude`` and ``ignore_fields`` with their reasons."""
-        from kmsnap.config import ignore_fields_by_kind, ignore_reasons
+        from kmsnap.config.loader import ignore_fields_by_kind, ignore_reasons
 
         return cls(
             select=config,
@@ -144,7 +144,7 @@ def compare_sources(
     Both present: loaded as a pair, so entities whose text is the same on both sides are
     never parsed. Raises ``SnapshotError`` naming the file that cannot be read.
     """
-    from kmsnap.store import load_pair, load_snapshot
+    from kmsnap.snapshot.store import load_pair, load_snapshot
 
     if old is not None and new is not None:
         old_snap, new_snap = load_pair(old, new, with_stats=with_stats)
@@ -201,7 +201,7 @@ class MemorySource:
         cls, snapshot: Snapshot, *, with_stats: bool = False, label: str = "memory"
     ) -> MemorySource:
         """The files ``save_snapshot`` would write for ``snapshot``, without writing them."""
-        from kmsnap.store import render_snapshot
+        from kmsnap.snapshot.store import render_snapshot
 
         return cls(render_snapshot(snapshot, with_stats=with_stats), label=label)
 
@@ -223,9 +223,9 @@ def pull_selected(
     progress: ProgressCallback | None = None,
     session: requests.Session | None = None,
 ) -> PullResult:
-    """Crawl the catalog (``kmsnap.crawl.pull_snapshot``) and keep only what ``select``
-    (kmsnap.yaml's ``include``/``exclude``) selects: what ``kmsnap pull`` saves."""
-    from kmsnap.crawl import pull_snapshot
+    """Crawl the catalog (``sources.core.crawler.pull_snapshot``) and keep only what
+    ``select`` (kmsnap.yaml's ``include``/``exclude``) selects: what ``kmsnap pull`` saves."""
+    from kmsnap.sources.core.crawler import pull_snapshot
 
     result = pull_snapshot(options, progress=progress, session=session)
     if select is None or is_everything(select):

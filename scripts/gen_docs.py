@@ -357,7 +357,7 @@ def demo_output() -> dict[str, str]:
 
 def static_outputs() -> dict[str, str]:
     """Outputs that need no catalog: the manual git driver recipe."""
-    from kmsnap.gitdriver import manual_recipe
+    from kmsnap.git.driver import manual_recipe
 
     return {"git-driver-recipe": fence(manual_recipe(), "sh")}
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from kmsnap.demo import write_example_snapshot
+from kmsnap.demo.scenario import write_example_snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,10 +11,10 @@ import pytest
 import requests
 from test_pull_kit import SECRET, TOKEN, FakeClock, refusing_session
 
-from kmsnap.api import ApiClient, check_base_url, is_loopback, origin_of
 from kmsnap.emulator import Emulator
 from kmsnap.errors import ApiError, AuthError, TokenError, UnsafeUrlError
-from kmsnap.pacing import RETRY_AFTER_CAP, Pacer, parse_retry_after
+from kmsnap.sources.core.client import ApiClient, check_base_url, is_loopback, origin_of
+from kmsnap.sources.pacing import RETRY_AFTER_CAP, Pacer, parse_retry_after
 
 MakeEmulator = Callable[..., Emulator]
 

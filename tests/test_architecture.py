@@ -138,24 +138,24 @@ def test_git_runs_only_through_the_one_runner() -> None:
         for node in ast.walk(tree)
         if isinstance(node, (ast.List, ast.Tuple)) and node.elts
         and isinstance(node.elts[0], ast.Constant) and node.elts[0].value == "git"
-        and name != "kmsnap.gitrun"
+        and name != "kmsnap.git.runner"
     )
-    assert not found, "git run outside kmsnap.gitrun: " + ", ".join(found)
+    assert not found, "git run outside kmsnap.git.runner: " + ", ".join(found)
 
 
 def test_snapshot_files_are_parsed_only_by_the_one_parser() -> None:
-    """The strict loader is reached only through kmsnap.snapfile (one size limit)."""
+    """The strict loader is reached only through kmsnap.snapshot.parse (one size limit)."""
     found = sorted(
         f"{name}:{node.lineno}"
         for name, tree in _trees().items()
-        if name not in ("kmsnap.snapfile", "kmsnap.yamlsafe")
+        if name not in ("kmsnap.snapshot.parse", "kmsnap.snapshot.strict")
         for node in ast.walk(tree)
         if (isinstance(node, ast.Attribute) and node.attr == "safe_load"
-            and isinstance(node.value, ast.Name) and node.value.id == "yamlsafe")
-        or (isinstance(node, ast.ImportFrom) and node.module == "kmsnap.yamlsafe"
+            and isinstance(node.value, ast.Name) and node.value.id in ("strict", "yamlsafe"))
+        or (isinstance(node, ast.ImportFrom) and node.module == "kmsnap.snapshot.strict"
             and any(alias.name == "safe_load" for alias in node.names))
     )
-    assert not found, "snapshot file parsed outside kmsnap.snapfile: " + ", ".join(found)
+    assert not found, "snapshot file parsed outside kmsnap.snapshot.parse: " + ", ".join(found)
 
 
 def test_the_graph_sees_every_kind_of_import(tmp_path: Path) -> None:

@@ -25,14 +25,14 @@ from kmsnap.compare import (
     live_label,
     pull_selected,
 )
-from kmsnap.config import Config, load_config
-from kmsnap.crawl import PullOptions, pull_snapshot
-from kmsnap.diff import Change, diff_snapshots
+from kmsnap.config.loader import Config, load_config
+from kmsnap.diff.engine import Change, diff_snapshots
 from kmsnap.emulator import Emulator
 from kmsnap.errors import UsageError
 from kmsnap.model import Snapshot
-from kmsnap.selection import Selection, Selector
-from kmsnap.store import DirectorySource, load_snapshot, save_snapshot
+from kmsnap.snapshot.selection import Selection, Selector
+from kmsnap.snapshot.store import DirectorySource, load_snapshot, save_snapshot
+from kmsnap.sources.core.crawler import PullOptions, pull_snapshot
 
 TOKEN = "compare-token"
 

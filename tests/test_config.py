@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kmsnap.config import (
+from kmsnap.config.loader import (
     DEFAULTS,
     ENV_VARS,
     Config,
@@ -363,7 +363,7 @@ def test_explicit_path(tmp_path: Path) -> None:
 
 
 def test_written_template_loads_with_every_example_uncommented(tmp_path: Path) -> None:
-    from kmsnap.init import render_files
+    from kmsnap.scaffold import render_files
 
     text = render_files(fail_on="warning", snapshot_dir="km")[Path("kmsnap.yaml")]
     assert load_config(path=write(tmp_path / "kmsnap.yaml", text)).values == {

@@ -10,7 +10,7 @@ import pytest
 
 from kmsnap.cli import run
 from kmsnap.emulator import Emulator
-from kmsnap.store import load_snapshot
+from kmsnap.snapshot.store import load_snapshot
 
 TOKEN = "config-token"
 

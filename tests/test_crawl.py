@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from test_pull_kit import TOKEN, FakeClock, events_catalog
 
-from kmsnap.crawl import ProgressEvent, PullOptions, PullResult, pull_snapshot
 from kmsnap.emulator import Emulator, generate_catalog
 from kmsnap.errors import ApiError, IncompleteError
-from kmsnap.links import content_key, link_url, page_url
+from kmsnap.sources.core.crawler import ProgressEvent, PullOptions, PullResult, pull_snapshot
+from kmsnap.sources.core.hypermedia import content_key, link_url, page_url
 
 MakeEmulator = Callable[..., Emulator]
 

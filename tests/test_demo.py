@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from kmsnap.cli import run
-from kmsnap.demo import DEMO_AUTHOR, DemoOptions, DemoStep, run_demo
+from kmsnap.demo.scenario import DEMO_AUTHOR, DemoOptions, DemoStep, run_demo
 from kmsnap.errors import GitError, UsageError
 
 

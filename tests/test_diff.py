@@ -10,12 +10,12 @@ from diff_sample import sample_pair, snap
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kmsnap.diff import Change, ChangeSet, diff_snapshots, severity_at_least
-from kmsnap.history import Commit, LogEntry
-from kmsnap.historyview import entity_timeline
+from kmsnap.diff.engine import Change, ChangeSet, diff_snapshots, severity_at_least
+from kmsnap.history.view import entity_timeline
+from kmsnap.history.walk import Commit, LogEntry
 from kmsnap.model import Snapshot, entity_name
 from kmsnap.model import name_field as name_field_of
-from kmsnap.render import render_text
+from kmsnap.render.changes import render_text
 
 
 def by_id(cs: ChangeSet) -> dict[str, Change]:

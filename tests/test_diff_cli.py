@@ -12,7 +12,7 @@ import pytest
 from diff_sample import sample_pair
 
 from kmsnap.cli import run
-from kmsnap.store import save_snapshot
+from kmsnap.snapshot.store import save_snapshot
 
 
 @pytest.fixture

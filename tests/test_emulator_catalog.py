@@ -16,7 +16,7 @@ import yaml
 
 from kmsnap.emulator import AWKWARD_NAMES, Catalog, Emulator, generate_catalog
 from kmsnap.model import KINDS, USAGE_FIELDS, Snapshot, entity_name
-from kmsnap.store import load_snapshot
+from kmsnap.snapshot.store import load_snapshot
 
 TOKEN = "demo-token"
 FIXTURE = Path(__file__).parent / "fixtures" / "snapshot-small"
@@ -183,7 +183,7 @@ def test_serves_a_snapshot_directory(make_emulator: Make, http: requests.Session
 
 def test_serves_a_catalog_built_from_fixture_records(make_emulator: Make,
                                                      http: requests.Session) -> None:
-    # Independent of kmsnap.store: the same records through Snapshot.add.
+    # Independent of kmsnap.snapshot.store: the same records through Snapshot.add.
     snapshot = Snapshot(api="https://api.kissmetrics.com/core")
     for kind, by_id in fixture_records().items():
         for record in by_id.values():

@@ -17,7 +17,7 @@ from diff_sample import sample_pair
 from kmsnap.cli import Environment, run
 from kmsnap.cli.environment import current
 from kmsnap.emulator import Emulator
-from kmsnap.store import load_snapshot, save_snapshot
+from kmsnap.snapshot.store import load_snapshot, save_snapshot
 
 TOKEN = "demo-token"  # the shared emulator's (conftest)
 DEAD_API = "http://127.0.0.1:9/core"  # nothing listens on port 9: a pull there would fail

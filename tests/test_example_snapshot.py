@@ -8,8 +8,8 @@ import runpy
 from pathlib import Path
 
 from kmsnap.cli.serve import serve
-from kmsnap.demo import EXAMPLE_API, EXAMPLE_SEED, EXAMPLE_SIZE
-from kmsnap.store import load_snapshot
+from kmsnap.demo.scenario import EXAMPLE_API, EXAMPLE_SEED, EXAMPLE_SIZE
+from kmsnap.snapshot.store import load_snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "snapshots"

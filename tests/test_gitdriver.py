@@ -7,9 +7,9 @@ from pathlib import Path
 
 from test_gitrev import git
 
-from kmsnap.gitdriver import file_kind, manual_recipe, setup_git_driver, textconv
+from kmsnap.git.driver import file_kind, manual_recipe, setup_git_driver, textconv
 from kmsnap.model import Snapshot
-from kmsnap.store import save_snapshot
+from kmsnap.snapshot.store import save_snapshot
 
 
 def snap(name: str, visible: bool = True) -> Snapshot:

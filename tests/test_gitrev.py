@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kmsnap.errors import GitError, SnapshotError
-from kmsnap.gitrev import GitBlobReader, GitSource, open_source, resolve_tree, split_spec
+from kmsnap.git.source import GitBlobReader, GitSource, open_source, resolve_tree, split_spec
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Ada",
@@ -103,7 +103,7 @@ def test_reader_refuses_oversized_blob_and_stays_in_step(repo: Path) -> None:
 
 
 def test_open_source_directory(repo: Path) -> None:
-    from kmsnap import store
+    from kmsnap.snapshot import store
 
     src = open_source("snapshots", cwd=repo)
     assert isinstance(src, store.DirectorySource)

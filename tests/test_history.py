@@ -14,10 +14,10 @@ import pytest
 
 from kmsnap.cli import run
 from kmsnap.errors import SnapshotError
-from kmsnap.history import LogQuery, load_history
-from kmsnap.historyview import entity_timeline, filter_entries, render_log, render_timeline
+from kmsnap.history.view import entity_timeline, filter_entries, render_log, render_timeline
+from kmsnap.history.walk import LogQuery, load_history
 from kmsnap.model import Snapshot
-from kmsnap.store import save_snapshot
+from kmsnap.snapshot.store import save_snapshot
 
 IDENTITY = {
     "GIT_AUTHOR_NAME": "Ada Lovelace",

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from kmsnap import historycache
-from kmsnap.atomicdir import write_file_atomic
 from kmsnap.errors import KmsnapError
-from kmsnap.historycache import ChangeCache, cache_key, change_from_cache, package_fingerprint
+from kmsnap.history import cache as historycache
+from kmsnap.history.cache import ChangeCache, cache_key, change_from_cache, package_fingerprint
+from kmsnap.snapshot.atomic import write_file_atomic
 
 
 @pytest.fixture
@@ -107,7 +107,7 @@ def test_write_file_atomic_replaces_whole_or_not_at_all(
     def broken_replace(src: object, dst: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("kmsnap.atomicdir.os.replace", broken_replace)
+    monkeypatch.setattr("kmsnap.snapshot.atomic.os.replace", broken_replace)
     with pytest.raises(OSError, match="No space left"):
         write_file_atomic(target, b"three\n")
     assert target.read_bytes() == b"two\n"

@@ -17,8 +17,8 @@ import pytest
 from hostile import gzip_bomb, pause, send, serve
 from test_pull_kit import FakeClock
 
-from kmsnap.api import MAX_BODY_BYTES, ApiClient, scrub
 from kmsnap.errors import ApiError, BoundError, DeadlineError, UnsafeUrlError
+from kmsnap.sources.core.client import MAX_BODY_BYTES, ApiClient, scrub
 
 TOKEN = "s3cr3t/T0KEN+that=must~never.show"
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,7 +48,7 @@ def child_env() -> dict[str, str]:
 # The client in a child process, so its peak memory (VmHWM) is its own.
 CHILD = """
 import sys
-from kmsnap.api import ApiClient
+from kmsnap.sources.core.client import ApiClient
 from kmsnap.errors import ApiError
 
 def peak_kib():

@@ -16,12 +16,13 @@ import requests
 from hostile import send, serve
 from test_pull_kit import SECRET, events_catalog
 
-from kmsnap import api, crawl
 from kmsnap.cli import run
-from kmsnap.crawl import PullOptions, pull_snapshot
 from kmsnap.emulator import Emulator
 from kmsnap.errors import ApiError, BoundError
-from kmsnap.pacing import SystemClock
+from kmsnap.sources.core import client as api
+from kmsnap.sources.core import crawler as crawl
+from kmsnap.sources.core.crawler import PullOptions, pull_snapshot
+from kmsnap.sources.pacing import SystemClock
 
 MakeEmulator = Callable[..., Emulator]
 JSON = "application/json"

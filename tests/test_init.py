@@ -17,9 +17,9 @@ import yaml
 
 from kmsnap import __version__
 from kmsnap.cli import run
-from kmsnap.config import load_config
+from kmsnap.config.loader import load_config
 from kmsnap.errors import UsageError
-from kmsnap.init import (
+from kmsnap.scaffold import (
     DRIFT_WORKFLOW,
     REVIEW_WORKFLOW,
     SNAPSHOT_WORKFLOW,
@@ -396,9 +396,9 @@ def test_cli_git_driver(
         calls.append((repo, snapshot_dir))
         return ["configured the kmsnap git diff driver"]
 
-    fake = types.ModuleType("kmsnap.gitdriver")
+    fake = types.ModuleType("kmsnap.git.driver")
     fake.setup_git_driver = setup_git_driver  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "kmsnap.gitdriver", fake)
+    monkeypatch.setitem(sys.modules, "kmsnap.git.driver", fake)
     (tmp_path / ".git").mkdir()
     args = ["init", "--dir", str(tmp_path), "--git-driver", "--snapshot-dir", "km"]
     assert run(args) == 0
@@ -409,7 +409,7 @@ def test_cli_git_driver(
 def test_cli_git_driver_missing_writes_nothing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "kmsnap.gitdriver", None)  # import fails
+    monkeypatch.setitem(sys.modules, "kmsnap.git.driver", None)  # import fails
     assert run(["init", "--dir", str(tmp_path), "--git-driver"]) == 1
     assert "--git-driver is not available" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []

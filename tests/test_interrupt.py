@@ -17,7 +17,7 @@ import pytest
 from test_pull_kit import SECRET
 
 from kmsnap.emulator import Emulator, generate_catalog
-from kmsnap.store import save_snapshot
+from kmsnap.snapshot.store import save_snapshot
 
 KINDS = ("account", "product", "report", "event", "property", "metric")
 PAGE = 20

@@ -11,13 +11,15 @@ from typing import Any
 import pytest
 import requests
 
-from kmsnap import crawl, diff, model
-from kmsnap.diff import Change, ChangeType, Severity, diff_snapshots, severity_at_least
+from kmsnap import model
+from kmsnap.diff import engine as diff
+from kmsnap.diff.engine import Change, ChangeType, Severity, diff_snapshots, severity_at_least
 from kmsnap.emulator import Emulator, generate_catalog
 from kmsnap.emulator import catalog as emulator_catalog
 from kmsnap.emulator.generate import AWKWARD_NAMES, IMPOSSIBLE_NAMES
 from kmsnap.model import KINDS, FieldRule, KindSpec, Snapshot, entity_name
-from kmsnap.render import FORMATS, LOG_FORMATS, render_json
+from kmsnap.render.changes import FORMATS, LOG_FORMATS, render_json
+from kmsnap.sources.core import crawler as crawl
 
 TOKEN = "demo-token"
 NAMED_KINDS = ("report", "event", "property", "metric")

@@ -10,8 +10,8 @@ from test_pull_kit import SECRET, events_catalog
 
 from kmsnap.cli import run
 from kmsnap.emulator import Emulator, generate_catalog
-from kmsnap.pacing import SystemClock
-from kmsnap.store import load_snapshot
+from kmsnap.snapshot.store import load_snapshot
+from kmsnap.sources.pacing import SystemClock
 
 MakeEmulator = Callable[..., Emulator]
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from diff_sample import sample_pair, snap
 
-from kmsnap.diff import ChangeSet, diff_snapshots
-from kmsnap.historyview import render_changes_text
+from kmsnap.diff.engine import ChangeSet, diff_snapshots
+from kmsnap.history.view import render_changes_text
 from kmsnap.model import Snapshot
-from kmsnap.render import (
+from kmsnap.render.changes import (
     escape_data,
     escape_property,
     render,
@@ -25,7 +25,7 @@ from kmsnap.render import (
     render_markdown,
     render_text,
 )
-from kmsnap.render_markdown import md_escape
+from kmsnap.render.markdown import md_escape
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("KMSNAP_UPDATE_GOLDEN") == "1"

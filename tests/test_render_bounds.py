@@ -14,10 +14,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kmsnap.cli import run
-from kmsnap.diff import ChangeSet, diff_snapshots
+from kmsnap.diff.engine import ChangeSet, diff_snapshots
 from kmsnap.model import Snapshot
-from kmsnap.render import render_github, render_json, render_markdown, render_text
-from kmsnap.render_base import (
+from kmsnap.render.base import (
     KEEP_TEXT,
     LONG_TEXT,
     escape,
@@ -26,7 +25,8 @@ from kmsnap.render_base import (
     short_value,
     show_value,
 )
-from kmsnap.store import save_snapshot
+from kmsnap.render.changes import render_github, render_json, render_markdown, render_text
+from kmsnap.snapshot.store import save_snapshot
 
 # Hostile on every line it could reach: a workflow command, HTML, a mention, a bidi override.
 HOSTILE_PIECE = "\u202e%0A\n::error::pwned</details><script>@here|*_`"

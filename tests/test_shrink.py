@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from kmsnap.cli import run
-from kmsnap.config import ConfigError, load_config, resolve_settings
+from kmsnap.config.loader import ConfigError, load_config, resolve_settings
 from kmsnap.emulator import Emulator, generate_catalog
 from kmsnap.model import Snapshot
-from kmsnap.pacing import SystemClock
-from kmsnap.shrink import CHECK_LEAD, check_shrink, measure_shrink
-from kmsnap.store import load_snapshot
+from kmsnap.snapshot.shrink import CHECK_LEAD, check_shrink, measure_shrink
+from kmsnap.snapshot.store import load_snapshot
+from kmsnap.sources.pacing import SystemClock
 
 TOKEN = "shrink-token"
 MakeEmulator = Callable[..., Emulator]

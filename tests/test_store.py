@@ -13,10 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kmsnap import atomicdir, store, storelayout
 from kmsnap.errors import SnapshotError
 from kmsnap.model import Snapshot
-from kmsnap.store import (
+from kmsnap.snapshot import atomic as atomicdir
+from kmsnap.snapshot import layout as storelayout
+from kmsnap.snapshot import store
+from kmsnap.snapshot.store import (
     DirectorySource,
     load_pair,
     load_snapshot,
@@ -101,7 +103,7 @@ def _no_fallback(*args: object) -> None:
 def test_round_trip_with_and_without_stats(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store.yamlsafe, "safe_load", _no_fallback)
+    monkeypatch.setattr(store.strict, "safe_load", _no_fallback)
     snap = _sample()
     save_snapshot(snap, tmp_path / "s", with_stats=True)
     loaded = load_snapshot(tmp_path / "s", with_stats=True)
@@ -446,7 +448,7 @@ def test_a_crlf_checkout_reads_the_same_and_fast(
     save_snapshot(_sample(), tmp_path / "s", with_stats=True)
     for path in (tmp_path / "s").rglob("*.yaml"):
         path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
-    monkeypatch.setattr(store.yamlsafe, "safe_load", _no_fallback)
+    monkeypatch.setattr(store.strict, "safe_load", _no_fallback)
     assert load_snapshot(tmp_path / "s", with_stats=True) == _sample()
 
 

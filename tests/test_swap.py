@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from kmsnap import atomicdir
 from kmsnap.errors import SnapshotError
+from kmsnap.snapshot import atomic as atomicdir
 
 MARKER = "kmsnap.yaml"
 OLD = {MARKER: b"format: 1\nold\n", "a/one.yaml": b"old one\n", "a/b/two.yaml": b"old two\n"}
@@ -32,7 +32,7 @@ RENAME_STEPS = {"marker": OLD, "written": OLD, "moved-aside": OLD, "renamed": NE
 _CHILD = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
-    from kmsnap import atomicdir
+    from kmsnap.snapshot import atomic as atomicdir
 
     target, step, exchange = Path(sys.argv[1]), sys.argv[2], sys.argv[3] == "1"
     files = {MARKER: b"format: 1\\nnew\\n", "a/one.yaml": b"new one\\n",

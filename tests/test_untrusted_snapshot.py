@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kmsnap import yamlform
 from kmsnap.cli import run
 from kmsnap.errors import SnapshotError
 from kmsnap.model import Snapshot
-from kmsnap.store import load_pair, load_snapshot, save_snapshot
-from kmsnap.yamlsafe import safe_load
+from kmsnap.snapshot import canonical as yamlform
+from kmsnap.snapshot.store import load_pair, load_snapshot, save_snapshot
+from kmsnap.snapshot.strict import safe_load
 
 FIXTURE = Path(__file__).parent / "fixtures" / "snapshot-small"
 EVENTS = "acme-corp-51cc9c30/my-saas-product-e7063aa0/events.yaml"

@@ -11,9 +11,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kmsnap import yamlform
 from kmsnap.errors import SnapshotError
-from kmsnap.yamlsafe import safe_load
+from kmsnap.snapshot import canonical as yamlform
+from kmsnap.snapshot.strict import safe_load
 
 HAZARDS = [
     "yes", "no", "on", "off", "y", "n", "true", "False", "null", "Null", "~", "", "1e3", "1E3",

@@ -46,10 +46,10 @@ _MAX_TOKEN_FILE = 64 * 1024
 def read_token(token_file: Path | None) -> str:
     """The token from --token-file, else $KISSMETRICS_TOKEN; never from the command line.
 
-    Only visible ASCII is accepted (see ``kmsnap.api.token_problem``); the error says which
-    source and what is wrong, never the value.
+    Only visible ASCII is accepted (see ``sources.core.client.token_problem``); the error says
+    which source and what is wrong, never the value.
     """
-    from kmsnap.api import token_problem  # here: diff and log need no HTTP stack
+    from kmsnap.sources.core.client import token_problem  # here: diff and log need no HTTP stack
 
     env = current()
     if token_file is not None:

@@ -11,7 +11,7 @@ from kmsnap.cli.app import app
 from kmsnap.cli.environment import current
 
 if TYPE_CHECKING:
-    from kmsnap.demo import DemoStep
+    from kmsnap.demo.scenario import DemoStep
 
 MARKDOWN_PREVIEW_LINES = 40  # the rest of the comment is in the file the demo writes
 
@@ -41,7 +41,7 @@ class _Printer:
         self.write(self.paint(_BOLD, f"== {self.number}. {title} =="))
 
     def step(self, step: DemoStep) -> None:
-        from kmsnap.render import render_text
+        from kmsnap.render.changes import render_text
 
         self.heading(step.title)
         for line in step.lines:
@@ -90,7 +90,7 @@ def demo(
         kmsnap demo --dir /tmp/kmsnap-demo
         cd /tmp/kmsnap-demo && git log --stat && kmsnap diff HEAD~1:snapshots snapshots
     """
-    from kmsnap.demo import DemoOptions, run_demo
+    from kmsnap.demo.scenario import DemoOptions, run_demo
 
     out = _Printer()
     where = out.env.path(directory) if directory is not None else None

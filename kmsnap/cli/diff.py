@@ -27,14 +27,14 @@ from kmsnap.cli.pull import (
     TimeoutOption,
     TokenFileOption,
 )
-from kmsnap.diff import ChangeSet, normalize_kinds, severity_at_least
+from kmsnap.diff.engine import ChangeSet, normalize_kinds, severity_at_least
 from kmsnap.errors import ExitStatus, UsageError
-from kmsnap.render import FORMATS, render, render_markdown
-from kmsnap.render_markdown import GITHUB_COMMENT_LIMIT
+from kmsnap.render.changes import FORMATS, render, render_markdown
+from kmsnap.render.markdown import GITHUB_COMMENT_LIMIT
 
 if TYPE_CHECKING:
     from kmsnap.compare import Rules
-    from kmsnap.config import Config
+    from kmsnap.config.loader import Config
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 
@@ -161,8 +161,8 @@ def diff(
         kmsnap diff origin/main:snapshots snapshots --format markdown > comment.md
     """
     from kmsnap.compare import compare_sources
-    from kmsnap.config import load_config
-    from kmsnap.gitrev import open_source
+    from kmsnap.config.loader import load_config
+    from kmsnap.git.source import open_source
 
     env = current()
     fmt = _check_format(fmt)
@@ -235,9 +235,9 @@ def check(
     """
     from kmsnap.cli.pull import pull_live
     from kmsnap.compare import compare_live
-    from kmsnap.config import load_config, resolve_settings
-    from kmsnap.shrink import ShrinkGuard
-    from kmsnap.store import DirectorySource
+    from kmsnap.config.loader import load_config, resolve_settings
+    from kmsnap.snapshot.shrink import ShrinkGuard
+    from kmsnap.snapshot.store import DirectorySource
 
     env = current()
     fmt = _check_format(fmt)

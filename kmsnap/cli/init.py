@@ -60,8 +60,8 @@ def init(
     Example: kmsnap init --fail-on breaking
     """
     # Imported here: --help and --version load every command module, and need no config.
-    from kmsnap.config import load_config, resolve_settings
-    from kmsnap.init import init_project
+    from kmsnap.config.loader import load_config, resolve_settings
+    from kmsnap.scaffold import init_project
 
     env = current()
     shown = Path(dir_)
@@ -98,7 +98,7 @@ def init(
 def _git_driver() -> Any:
     # Imported late: the git driver is optional and lives in its own module.
     try:
-        return importlib.import_module("kmsnap.gitdriver").setup_git_driver
+        return importlib.import_module("kmsnap.git.driver").setup_git_driver
     except (ImportError, AttributeError):
         raise UsageError("--git-driver is not available in this version of kmsnap") from None
 
@@ -111,7 +111,7 @@ def _report(
     snapshot_dir: str,
     notes: list[str],
 ) -> None:
-    from kmsnap.init import DRIFT_WORKFLOW, REVIEW_WORKFLOW, SNAPSHOT_WORKFLOW
+    from kmsnap.scaffold import DRIFT_WORKFLOW, REVIEW_WORKFLOW, SNAPSHOT_WORKFLOW
 
     what = {
         SNAPSHOT_WORKFLOW: "daily pull; "

@@ -120,9 +120,8 @@ def log_command(
 
         kmsnap log --entity 'Signed Up'
     """
-    from kmsnap.config import ignore_fields_by_kind, load_config
-    from kmsnap.history import LogQuery, load_history
-    from kmsnap.historyview import (
+    from kmsnap.config.loader import ignore_fields_by_kind, load_config
+    from kmsnap.history.view import (
         SEVERITY_LEVELS,
         entity_timeline,
         filter_entries,
@@ -130,6 +129,7 @@ def log_command(
         render_log,
         render_timeline,
     )
+    from kmsnap.history.walk import LogQuery, load_history
 
     if fmt not in _FORMATS:
         raise UsageError(f"--format: unknown format {fmt!r}; use text, markdown or json")
@@ -186,11 +186,11 @@ def git_textconv(
     format_version: Annotated[int, typer.Option("--format-version")] = 1,
 ) -> None:
     """git's textconv for snapshot files: one readable block per entity."""
-    from kmsnap import gitdriver
+    from kmsnap.git import driver
 
     out = current().stdout_bytes()
     raise typer.Exit(
-        gitdriver.main(["textconv", "--format-version", str(format_version), file], out=out)
+        driver.main(["textconv", "--format-version", str(format_version), file], out=out)
     )
 
 
@@ -201,6 +201,6 @@ def git_textconv(
 )
 def git_diff(args: Annotated[list[str], typer.Argument()]) -> None:
     """git's external diff command for snapshot files: kmsnap's change list per file."""
-    from kmsnap import gitdriver
+    from kmsnap.git import driver
 
-    raise typer.Exit(gitdriver.main(["diff", *args], out=current().stdout_bytes()))
+    raise typer.Exit(driver.main(["diff", *args], out=current().stdout_bytes()))

@@ -23,11 +23,11 @@ if TYPE_CHECKING:
     import requests
     from rich.progress import TaskID
 
-    from kmsnap.config import Config
-    from kmsnap.crawl import ProgressEvent, PullOptions, PullResult
+    from kmsnap.config.loader import Config
+    from kmsnap.sources.core.crawler import ProgressEvent, PullOptions, PullResult
 
 # Option types shared with ``check``: ``def check(api: ApiOption = None, ...)``. Every
-# default is None so the config file and KMSNAP_* variables can fill in (kmsnap.config).
+# default is None so the config file and KMSNAP_* variables can fill in (kmsnap.config.loader).
 ApiOption = Annotated[
     str | None,
     typer.Option("--api", metavar="URL", show_default=False,
@@ -59,8 +59,8 @@ TimeoutOption = Annotated[
     typer.Option("--timeout", metavar="S", show_default=False,
                  help="Seconds to wait to connect, and for each read [default: 30]"),
 ]
-# The defaults below are PullOptions' (kmsnap.crawl, kmsnap.api), spelt out here so --help
-# needs no HTTP stack; tests/test_hostile_crawl.py checks that they agree.
+# The defaults below are PullOptions' (kmsnap.sources.core.crawler and .client), spelt out
+# here so --help needs no HTTP stack; tests/test_hostile_crawl.py checks that they agree.
 DeadlineOption = Annotated[
     float | None,
     typer.Option("--deadline", metavar="SECONDS", show_default=False,
@@ -171,8 +171,8 @@ def pull_live(
     The snapshot comes back filtered by the config's include/exclude.
     """
     from kmsnap.compare import pull_selected
-    from kmsnap.config import load_config, resolve_settings
-    from kmsnap.crawl import PullOptions
+    from kmsnap.config.loader import load_config, resolve_settings
+    from kmsnap.sources.core.crawler import PullOptions
 
     env = current()
     config = config if config is not None else load_config(cwd=env.cwd)
@@ -253,9 +253,9 @@ def pull(
         kmsnap pull --out snapshots
         git add snapshots && git commit -m "Catalog snapshot"
     """
-    from kmsnap.config import load_config, resolve_settings
-    from kmsnap.shrink import ShrinkGuard
-    from kmsnap.store import save_snapshot  # imported here: only pull needs the writer
+    from kmsnap.config.loader import load_config, resolve_settings
+    from kmsnap.snapshot.shrink import ShrinkGuard
+    from kmsnap.snapshot.store import save_snapshot  # imported here: only pull needs the writer
 
     env = current()
     config = load_config(cwd=env.cwd)

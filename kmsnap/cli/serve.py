@@ -71,7 +71,7 @@ def serve(
     env = current()
     served: Catalog | None = None
     if catalog is not None:
-        from kmsnap.store import load_snapshot
+        from kmsnap.snapshot.store import load_snapshot
 
         where = env.path(catalog)  # relative to the environment's cwd, named as given
         if not where.is_dir():

@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from kmsnap.crawl import ProgressCallback, ProgressEvent, PullResult
-from kmsnap.pacing import Clock
+from kmsnap.sources.core.crawler import ProgressCallback, ProgressEvent, PullResult
+from kmsnap.sources.pacing import Clock
 
 __all__ = [
     "ProgressCallback", "ProgressEvent", "PullResult", "Source", "get_source",
@@ -38,13 +38,14 @@ class Source(Protocol):
         clock: Clock | None = None,
     ) -> PullResult:
         """Crawl the whole catalog into ``PullResult.snapshot``; ``options`` is the source's
-        own options type (``kmsnap.crawl.PullOptions``, ``kmsnap.sources.v3.V3PullOptions``)."""
+        own options type (``sources.core.crawler.PullOptions``,
+        ``sources.v3.V3PullOptions``)."""
         ...
 
 
 # name -> "module:class"; imported on first use, so diff and log load no HTTP stack
 _REGISTRY: dict[str, str] = {
-    "core": "kmsnap.sources.core:CoreSource",
+    "core": "kmsnap.sources.core.source:CoreSource",
     "v3": "kmsnap.sources.v3:V3Source",
 }
 

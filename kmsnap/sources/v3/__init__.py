@@ -6,10 +6,10 @@ from typing import Any, ClassVar
 
 import requests
 
-from kmsnap.crawl import ProgressCallback
-from kmsnap.pacing import Clock
+from kmsnap.sources.core.crawler import ProgressCallback
+from kmsnap.sources.pacing import Clock
 from kmsnap.sources.v3.client import DEFAULT_API, V3Client
-from kmsnap.sources.v3.crawl import V3PullOptions, V3PullResult, pull_v3
+from kmsnap.sources.v3.crawler import V3PullOptions, V3PullResult, pull_v3
 from kmsnap.sources.v3.credentials import Credentials, load_credentials, read_credentials_file
 
 __all__ = [

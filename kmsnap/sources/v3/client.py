@@ -1,6 +1,6 @@
 """HTTP client for the REST API v3: the shared ``Transport`` with HTTP Basic credentials.
 
-Everything ``kmsnap.transport`` bounds and refuses holds here too (body size, deadline,
+Everything ``kmsnap.sources.transport`` bounds and refuses holds here too (body size, deadline,
 origin and redirect rules, no ~/.netrc, scrubbing). The Basic header's base64, the pair,
 the username and the password are all secrets. 429 and 503 are refusals the shared pacer
 answers for every worker, with a per-minute budget (15 by default, the published limit)
@@ -12,7 +12,8 @@ from __future__ import annotations
 import requests
 
 from kmsnap.errors import TokenError
-from kmsnap.pacing import Clock
+from kmsnap.sources.pacing import Clock
+from kmsnap.sources.transport import MAX_BODY_BYTES, MAX_RETRY_AFTER, Transport, check_base_url
 from kmsnap.sources.v3.credentials import (
     API_KEY_VAR,
     PASSWORD_VAR,
@@ -20,7 +21,6 @@ from kmsnap.sources.v3.credentials import (
     Credentials,
     credentials_problem,
 )
-from kmsnap.transport import MAX_BODY_BYTES, MAX_RETRY_AFTER, Transport, check_base_url
 
 DEFAULT_API = "https://query.kissmetrics.io/v3"
 DEFAULT_PER_MINUTE = 15  # "15 requests per minute" (Kissmetrics' API product page)

@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kmsnap.compare import compare_live, compare_sources, pull_selected
-from kmsnap.crawl import PullOptions, PullResult
-from kmsnap.diff import ChangeSet, severity_at_least
+from kmsnap.diff.engine import ChangeSet, severity_at_least
 from kmsnap.emulator import AWKWARD_NAMES, Catalog, Emulator, generate_catalog
 from kmsnap.errors import ExitStatus, GitError, UsageError
-from kmsnap.gitrun import run_git
+from kmsnap.git.runner import run_git
 from kmsnap.model import KINDS, Record, rel_for_kind
-from kmsnap.render import render_markdown
+from kmsnap.render.changes import render_markdown
+from kmsnap.sources.core.crawler import PullOptions, PullResult
 
 __all__ = [
     "DEMO_AUTHOR",
@@ -161,7 +161,7 @@ def _pull(api: str) -> PullResult:
 
 
 def _save(result: PullResult, out_dir: Path) -> None:
-    from kmsnap.store import save_snapshot
+    from kmsnap.snapshot.store import save_snapshot
 
     save_snapshot(result.snapshot, out_dir)
 
@@ -297,8 +297,8 @@ def run_demo(options: DemoOptions, report: Report | None = None) -> DemoResult:
 
 def _run(options: DemoOptions, emulator: Emulator, targets: _Targets, result: DemoResult,
          emit: Report) -> None:
-    from kmsnap.gitrev import open_source
-    from kmsnap.store import DirectorySource
+    from kmsnap.git.source import open_source
+    from kmsnap.snapshot.store import DirectorySource
 
     repo, snapshots = result.repo, result.snapshot_dir
     _git(repo, "init", "--quiet")

@@ -10,7 +10,7 @@ Each setting comes from the command-line flag, else the environment (``KMSNAP_AP
 ``KMSNAP_SNAPSHOT_DIR``, ``KMSNAP_FAIL_ON``, ``KMSNAP_CONCURRENCY``, ``KMSNAP_PAGE_SIZE``,
 ``KMSNAP_MAX_RPS``, ``KMSNAP_TIMEOUT``, ``KMSNAP_ALLOW_SHRINK``, ``KMSNAP_MAX_SHRINK``), else
 the file, else the default. After loading, ``kmsnap.compare.Rules.from_config(config)`` is
-what a comparison keeps and leaves out: ``include``/``exclude`` (``kmsnap.selection``) and
+what a comparison keeps and leaves out: ``include``/``exclude`` (``kmsnap.snapshot.selection``) and
 ``ignore_fields`` with their reasons (``ignore_fields_by_kind``, ``ignore_reasons``). The
 token is never read from here.
 """
@@ -34,10 +34,10 @@ import yaml
 from kmsnap.errors import ConfigError, UsageError
 from kmsnap.model import KINDS
 
-# The selection lives in kmsnap.selection; its names stay importable from here.
-from kmsnap.selection import Selector as Selector
-from kmsnap.selection import filter_snapshot as filter_snapshot
-from kmsnap.selection import selection_key as selection_key
+# The selection lives in kmsnap.snapshot.selection; its names stay importable from here.
+from kmsnap.snapshot.selection import Selector as Selector
+from kmsnap.snapshot.selection import filter_snapshot as filter_snapshot
+from kmsnap.snapshot.selection import selection_key as selection_key
 
 CONFIG_NAME = "kmsnap.yaml"
 PYPROJECT_NAME = "pyproject.toml"
@@ -52,7 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "page_size": 100,
     "max_rps": None,  # no cap: the crawl adapts to 429s on its own
     "timeout": 30.0,
-    # The shrink guard (kmsnap.shrink): a pull that would remove a whole kind, or more than
+    # The shrink guard (kmsnap.snapshot.shrink): a pull that would remove a whole kind, or more than
     # this share of the entities of the snapshot it replaces, fails unless allowed.
     "allow_shrink": False,
     "max_shrink": 0.25,

@@ -17,7 +17,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from kmsnap import yamlform
 from kmsnap.errors import SnapshotError
 from kmsnap.model import (
     CONTAINER_KINDS,
@@ -29,6 +28,7 @@ from kmsnap.model import (
     kind_for_rel,
     order_fields,
 )
+from kmsnap.snapshot import canonical
 
 FORMAT_VERSION = 1
 META_FILE = "kmsnap.yaml"
@@ -120,7 +120,7 @@ def _encoded(text: str, kind: str, records: list[Record]) -> bytes:
     if "\\ud" in text and _SURROGATE_ESCAPE.search(text) is not None:
         for record in records:
             for key, value in record.items():
-                if _SURROGATE.search(key) or _SURROGATE.search(yamlform.format_value(value)):
+                if _SURROGATE.search(key) or _SURROGATE.search(canonical.format_value(value)):
                     raise SnapshotError(
                         f"cannot store {kind} {ascii(record.get('id'))[:80]}: field "
                         f"{ascii(key)[:80]} holds a lone surrogate (a \\ud800-\\udfff escape "
@@ -136,17 +136,17 @@ class _Renderer:
         self.files: dict[str, bytes] = {}
 
     def mapping(self, rel: str, kind: str, entity_id: str, record: Record) -> None:
-        self.files[rel] = _encoded(yamlform.dump_mapping(_ordered(kind, record)), kind, [record])
+        self.files[rel] = _encoded(canonical.dump_mapping(_ordered(kind, record)), kind, [record])
         usage = self.snapshot.stats.get(kind, {}).get(entity_id) if self.with_stats else None
         if usage:
             stats = _ordered(kind, {**usage, "id": record.get("id", entity_id)})
             stats_rel = rel[: -len(".yaml")] + STATS_SUFFIX
-            self.files[stats_rel] = _encoded(yamlform.dump_mapping(stats), kind, [stats])
+            self.files[stats_rel] = _encoded(canonical.dump_mapping(stats), kind, [stats])
 
     def collection(self, rel: str, kind: str, items: list[tuple[str, Record]]) -> None:
         items.sort(key=_sort_key(kind))
         records = [_ordered(kind, record) for _, record in items]
-        self.files[rel] = _encoded(yamlform.dump_collection(records), kind, records)
+        self.files[rel] = _encoded(canonical.dump_collection(records), kind, records)
         if not self.with_stats:
             return
         by_id = self.snapshot.stats.get(kind, {})
@@ -157,7 +157,8 @@ class _Renderer:
         ]
         if stats:
             stem = rel[: -len(".yaml")]
-            self.files[stem + STATS_SUFFIX] = _encoded(yamlform.dump_collection(stats), kind, stats)
+            data = canonical.dump_collection(stats)
+            self.files[stem + STATS_SUFFIX] = _encoded(data, kind, stats)
 
 
 def render_snapshot(snapshot: Snapshot, *, with_stats: bool = False) -> dict[str, bytes]:
@@ -217,7 +218,7 @@ def render_snapshot(snapshot: Snapshot, *, with_stats: bool = False) -> dict[str
     renamed = {stem: kind for kind, stem in stems.items() if stem != kind}
     if renamed:  # kinds whose names are not safe file names: the file says which kind it holds
         meta["other_kinds"] = renamed
-    out.files[META_FILE] = _encoded(yamlform.dump_mapping(meta), "snapshot", [meta])
+    out.files[META_FILE] = _encoded(canonical.dump_mapping(meta), "snapshot", [meta])
     return out.files
 
 

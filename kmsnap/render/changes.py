@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from kmsnap.diff import Change, ChangeSet, ChangeType, Severity
-from kmsnap.render_base import (
+from kmsnap.diff.engine import Change, ChangeSet, ChangeType, Severity
+from kmsnap.render.base import (
     CHANGE_MARKS,
     CHANGE_WORDS,
     IGNORED_HEADING,
@@ -27,7 +27,7 @@ from kmsnap.render_base import (
     show_kind,
     summary_line,
 )
-from kmsnap.render_markdown import render_markdown
+from kmsnap.render.markdown import render_markdown
 
 __all__ = [
     "FORMATS",

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kmsnap.changeset import Change
-from kmsnap.fields import field_changes, same, top_key
+from kmsnap.diff.changeset import Change
+from kmsnap.diff.fields import field_changes, same, top_key
+from kmsnap.diff.severity import CHANGE_SEVERITY, field_severity
 from kmsnap.model import (
     CONTAINER_KINDS,
     KINDS,
@@ -23,7 +24,6 @@ from kmsnap.model import (
     is_container,
     name_fields,
 )
-from kmsnap.severity import CHANGE_SEVERITY, field_severity
 
 # A place: (account_id, product_id), one id per container kind, outermost first.
 Place = tuple[str | None, str | None]

@@ -1,7 +1,8 @@
 """Snapshot <-> directory: atomic save, safe and fast loading, the ``SnapshotSource`` protocol.
 
-Where files go is ``kmsnap.storelayout``; the YAML form is ``kmsnap.yamlform`` (writer and
-fast reader) with ``kmsnap.yamlsafe`` (the strict fallback loader).
+Where files go is ``kmsnap.snapshot.layout``; the YAML form is
+``kmsnap.snapshot.canonical`` (writer and fast reader) with ``kmsnap.snapshot.strict``
+(the strict fallback loader).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from kmsnap import snapfile, yamlform, yamlsafe
-from kmsnap.atomicdir import replace_tree
 from kmsnap.errors import SnapshotError
 from kmsnap.model import Record, Snapshot
-from kmsnap.storelayout import (
+from kmsnap.snapshot import canonical, parse, strict
+from kmsnap.snapshot.atomic import replace_tree
+from kmsnap.snapshot.layout import (
     FORMAT_VERSION,
     META_FILE,
     STATS_SUFFIX,
@@ -39,9 +40,9 @@ __all__ = [
 ]
 
 # Bounds for untrusted snapshots (pull requests): per file (the one limit of
-# ``kmsnap.snapfile``, the parser; looked up here at call time so a test can lower it) and for
+# ``kmsnap.snapshot.parse``, the parser; looked up here at call time so a test can lower it) and for
 # the whole snapshot.
-MAX_FILE_BYTES = snapfile.MAX_FILE_BYTES
+MAX_FILE_BYTES = parse.MAX_FILE_BYTES
 MAX_TOTAL_BYTES = 1024 * 1024 * 1024
 
 
@@ -153,7 +154,7 @@ def _read_regular(path: Path, rel: str) -> bytes:
 
 
 def _check_size(rel: str, size: int) -> None:
-    snapfile.check_size(rel, size, MAX_FILE_BYTES)
+    parse.check_size(rel, size, MAX_FILE_BYTES)
 
 
 # --- atomic save ----------------------------------------------------------------------
@@ -175,7 +176,7 @@ def save_snapshot(snapshot: Snapshot, out_dir: Path, *, with_stats: bool = False
 
 
 def _parse(rel: str, data: bytes) -> Any:
-    return snapfile.parse_file(data, rel, max_bytes=MAX_FILE_BYTES)
+    return parse.parse_file(data, rel, max_bytes=MAX_FILE_BYTES)
 
 
 def _records(rel: str, data: bytes, role: Role, value: Any = None) -> list[Record]:
@@ -200,7 +201,7 @@ def _records(rel: str, data: bytes, role: Role, value: Any = None) -> list[Recor
             problem = "an entity without a string id"
         else:
             problem = "an entry that is not a mapping"
-        line = yamlsafe.locate_item(data, "id" if role.mapping else index)
+        line = strict.locate_item(data, "id" if role.mapping else index)
         raise SnapshotError(problem, path=rel, line=line)
     return records
 
@@ -214,7 +215,7 @@ class _Assembler:
         where = self.seen.get((role.kind, role.stats, entity_id), rel)
         line = None
         if index is not None:
-            line = yamlsafe.locate_item(data, "id" if role.mapping else index)
+            line = strict.locate_item(data, "id" if role.mapping else index)
         raise SnapshotError(
             f"{role.kind} {entity_id!r} appears twice (also in {where})", path=rel, line=line,
         )
@@ -263,7 +264,7 @@ def _read_meta(
         found = meta.get("format") if isinstance(meta, dict) else None
         raise SnapshotError(
             f"unsupported snapshot format {found!r} (this kmsnap reads format {FORMAT_VERSION})",
-            path=META_FILE, line=yamlsafe.locate_item(data, "format"),
+            path=META_FILE, line=strict.locate_item(data, "format"),
         )
     api = meta.get("api")
     other = meta.get("other_kinds") or {}
@@ -362,12 +363,12 @@ def _differing(old: bytes, new: bytes) -> tuple[Any, Any, list[str]] | None:
     if len(old_set) != len(old_chunks) or len(new_set) != len(new_chunks):
         return None
     common = old_set & new_set
-    if not common or not yamlform.is_canonical_sequence(
+    if not common or not canonical.is_canonical_sequence(
         _join([c for c in old_chunks if c in common])
     ):
         return None
-    old_value = yamlform.fast_load(_join([c for c in old_chunks if c not in common]))
-    new_value = yamlform.fast_load(_join([c for c in new_chunks if c not in common]))
+    old_value = canonical.fast_load(_join([c for c in old_chunks if c not in common]))
+    new_value = canonical.fast_load(_join([c for c in new_chunks if c not in common]))
     if old_value is None or new_value is None:
         return None
     ids = _chunk_ids([c for c in old_chunks if c in common])

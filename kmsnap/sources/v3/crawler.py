@@ -25,13 +25,13 @@ from urllib.parse import quote, urlencode
 
 import requests
 
-from kmsnap.crawl import ProgressCallback, ProgressEvent, PullResult
 from kmsnap.errors import ApiError, AuthError, BoundError, DeadlineError, IncompleteError
 from kmsnap.model import Record, Snapshot
-from kmsnap.pacing import Clock
+from kmsnap.sources.core.crawler import ProgressCallback, ProgressEvent, PullResult
+from kmsnap.sources.pacing import Clock
+from kmsnap.sources.transport import MAX_BODY_BYTES, MAX_RETRY_AFTER, scrub
 from kmsnap.sources.v3.client import DEFAULT_API, DEFAULT_PER_MINUTE, V3Client
 from kmsnap.sources.v3.credentials import Credentials
-from kmsnap.transport import MAX_BODY_BYTES, MAX_RETRY_AFTER, scrub
 
 MAX_PAGES = 100_000  # pages one collection may take: a server ignoring offset is caught sooner
 CHILDREN: tuple[str, ...] = ("reports", "events", "properties")

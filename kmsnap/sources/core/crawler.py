@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 
 import requests
 
-from kmsnap.api import MAX_BODY_BYTES, MAX_RETRY_AFTER, ApiClient, Envelope, origin_of
 from kmsnap.errors import (
     ApiError,
     AuthError,
@@ -32,15 +31,6 @@ from kmsnap.errors import (
     DeadlineError,
     IncompleteError,
     UnsafeUrlError,
-)
-from kmsnap.links import (
-    NOT_CATALOG_RELS,
-    content_key,
-    iter_links,
-    link_url,
-    page_step,
-    page_url,
-    pagination_of,
 )
 from kmsnap.model import (
     CHILD_KINDS,
@@ -52,7 +42,23 @@ from kmsnap.model import (
     kind_sort_key,
     rel_for_kind,
 )
-from kmsnap.pacing import Clock
+from kmsnap.sources.core.client import (
+    MAX_BODY_BYTES,
+    MAX_RETRY_AFTER,
+    ApiClient,
+    Envelope,
+    origin_of,
+)
+from kmsnap.sources.core.hypermedia import (
+    NOT_CATALOG_RELS,
+    content_key,
+    iter_links,
+    link_url,
+    page_step,
+    page_url,
+    pagination_of,
+)
+from kmsnap.sources.pacing import Clock
 
 MAX_TOTAL = 50_000_000  # a total beyond this is a broken server, not a catalog
 # Pages one collection may take, also when walked by ``next`` links: 10 million items at

@@ -3,7 +3,7 @@
 The store's loader, the git diff driver and ``kmsnap log``'s broken-file recovery all read a
 file through ``parse_file``, so a file one of them accepts the others accept too. The bytes are
 untrusted (a pull request, a branch): the size is bounded, the text must be UTF-8, and what is
-not in the canonical form goes through the strict loader (``kmsnap.yamlsafe``).
+not in the canonical form goes through the strict loader (``kmsnap.snapshot.strict``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ def parse_file(data: bytes, name: str, *, max_bytes: int = MAX_FILE_BYTES) -> An
 
     Any problem is a SnapshotError naming ``name`` (and the line, where there is one).
     """
-    from kmsnap import yamlform, yamlsafe  # late: the git driver starts once per file
+    from kmsnap.snapshot import canonical
+    from kmsnap.snapshot import strict as yamlsafe  # late: the git driver starts once per file
 
     check_size(name, len(data), max_bytes)
     try:
@@ -43,7 +44,7 @@ def parse_file(data: bytes, name: str, *, max_bytes: int = MAX_FILE_BYTES) -> An
         # A checkout with core.autocrlf: YAML reads CRLF as LF everywhere, and canonical
         # text has no raw line break inside a scalar, so this keeps the fast path sound.
         text = text.replace("\r\n", "\n")
-    value = yamlform.fast_load(text)
+    value = canonical.fast_load(text)
     if value is not None:
         return value
     return yamlsafe.safe_load(data, name)

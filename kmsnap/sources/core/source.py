@@ -1,4 +1,5 @@
-"""The Kissmetrics Core API as a ``Source``: a thin adapter over ``kmsnap.crawl.pull_snapshot``."""
+"""The Kissmetrics Core API as a ``Source``: a thin adapter over the crawler's
+``pull_snapshot``."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from typing import Any, ClassVar
 
 import requests
 
-from kmsnap.crawl import ProgressCallback, PullOptions, PullResult, pull_snapshot
-from kmsnap.pacing import Clock
+from kmsnap.sources.core.crawler import ProgressCallback, PullOptions, PullResult, pull_snapshot
+from kmsnap.sources.pacing import Clock
 
 DEFAULT_API = "https://api.kissmetrics.com/core"
 
@@ -28,5 +29,5 @@ class CoreSource:
         clock: Clock | None = None,
     ) -> PullResult:
         if not isinstance(options, PullOptions):
-            raise TypeError("the core source takes kmsnap.crawl.PullOptions")
+            raise TypeError("the core source takes kmsnap.sources.core.crawler.PullOptions")
         return pull_snapshot(options, progress=progress, session=session, clock=clock)

@@ -37,7 +37,7 @@ from kmsnap.errors import (
     DeadlineError,
     UnsafeUrlError,
 )
-from kmsnap.pacing import (
+from kmsnap.sources.pacing import (
     RETRY_AFTER_CAP,
     Clock,
     Deadline,

@@ -9,12 +9,11 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kmsnap.diff import SEVERITIES, Change, normalize_kinds, severity_at_least
+from kmsnap.diff.engine import SEVERITIES, Change, normalize_kinds, severity_at_least
 from kmsnap.errors import UsageError
-from kmsnap.history import Commit, LogEntry
+from kmsnap.history.walk import Commit, LogEntry
 from kmsnap.model import name_fields
-from kmsnap.render import LOG_FORMATS
-from kmsnap.render_base import (
+from kmsnap.render.base import (
     CHANGE_MARKS,
     change_head,
     escape,
@@ -24,7 +23,8 @@ from kmsnap.render_base import (
     quote,
     show_kind,
 )
-from kmsnap.render_markdown import md_escape
+from kmsnap.render.changes import LOG_FORMATS
+from kmsnap.render.markdown import md_escape
 
 __all__ = [
     "LOG_FORMATS",

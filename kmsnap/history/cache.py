@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from kmsnap import __version__
-from kmsnap.atomicdir import write_file_atomic
-from kmsnap.diff import Change
+from kmsnap.diff.engine import Change
 from kmsnap.errors import KmsnapError
+from kmsnap.snapshot.atomic import write_file_atomic
 
 __all__ = ["CACHE_FORMAT", "CACHE_DIR", "ChangeCache", "cache_key"]
 
@@ -30,7 +30,7 @@ CACHE_DIR = "kmsnap-cache"
 _CHANGE_KEYS = ("kind", "change", "id", "name", "account_id", "product_id", "severity", "old_id")
 
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # kmsnap/, from kmsnap/history/cache.py
 
 
 @lru_cache(maxsize=4)

@@ -1,6 +1,6 @@
 """kmsnap's canonical YAML form: a writer of exactly that form and a JSON-speed reader for it.
 
-Text not exactly in that form is left to the strict safe loader (``kmsnap.yamlsafe``).
+Text not exactly in that form is left to the strict safe loader (``kmsnap.snapshot.strict``).
 """
 
 # The form is chosen so YAML 1.1 (PyYAML) and YAML 1.2 (yq, js-yaml, ruamel) read the same

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kmsnap.config import Config, selection_key
-from kmsnap.diff import Change
+from kmsnap.config.loader import Config, selection_key
+from kmsnap.diff.engine import Change
 from kmsnap.errors import GitError, SnapshotError, UsageError
-from kmsnap.gitrev import GitBlobReader, git_output, list_tree, repo_root
-from kmsnap.gitrun import run_git
-from kmsnap.historycache import ChangeCache, cache_key
+from kmsnap.git.runner import run_git
+from kmsnap.git.source import GitBlobReader, git_output, list_tree, repo_root
+from kmsnap.history.cache import ChangeCache, cache_key
 
 __all__ = [
     "DEFAULT_PATH",
@@ -271,7 +271,7 @@ def _blame(
         return ("new" if where in new else "old"), where
     # Both versions were read: the one that does not parse alone is the culprit; when both
     # parse (an entity in two files), the commit being shown is.
-    from kmsnap.snapfile import parse_file
+    from kmsnap.snapshot.parse import parse_file
 
     for side, files in (("new", new), ("old", old)):
         try:

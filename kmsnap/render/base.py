@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from kmsnap.diff import SEVERITIES, Change, ChangeSet, ChangeType
+from kmsnap.diff.engine import SEVERITIES, Change, ChangeSet, ChangeType
 from kmsnap.model import kind_sort_key, name_fields
 
 # Singular words for the change types, as people read them.

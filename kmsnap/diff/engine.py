@@ -4,10 +4,10 @@ Pure: takes two ``Snapshot`` objects, returns a ``ChangeSet``; matching is linea
 lookups and ``==``), and DeepDiff only ever sees two nested values of one entity that differ.
 This module is the public entry point; the work is split by job:
 
-- ``kmsnap.matching``: entities matched by id, re-creations paired, renames told apart;
-- ``kmsnap.fields``: which fields of one entity differ (dotted paths, DeepDiff);
-- ``kmsnap.severity``: how much each change matters (rules declared in ``model.KINDS``);
-- ``kmsnap.changeset``: the ``Change`` and ``ChangeSet`` it returns, and their JSON.
+- ``kmsnap.diff.matching``: entities matched by id, re-creations paired, renames told apart;
+- ``kmsnap.diff.fields``: which fields of one entity differ (dotted paths, DeepDiff);
+- ``kmsnap.diff.severity``: how much each change matters (rules declared in ``model.KINDS``);
+- ``kmsnap.diff.changeset``: the ``Change`` and ``ChangeSet`` it returns, and their JSON.
 
 Every name importable from here before the split still is.
 """
@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
-from kmsnap.changeset import CHANGE_TYPES, SCHEMA_VERSION, Change, ChangeSet
-from kmsnap.matching import Places, diff_kind
+from kmsnap.diff.changeset import CHANGE_TYPES, SCHEMA_VERSION, Change, ChangeSet
+from kmsnap.diff.matching import Places, diff_kind
+from kmsnap.diff.severity import SEVERITIES, severity_at_least
 from kmsnap.model import KIND_ORDER, ChangeType, Severity, Snapshot, kind_for_rel, kind_sort_key
-from kmsnap.severity import SEVERITIES, severity_at_least
 
 __all__ = [
     "CHANGE_TYPES",

@@ -1,6 +1,6 @@
 """Read snapshots straight out of git: ``GitSource`` is a snapshot at ``REV:PATH``, no checkout.
 
-Everything runs git through ``kmsnap.gitrun`` (argument lists, never a shell), with
+Everything runs git through ``kmsnap.git.runner`` (argument lists, never a shell), with
 ``--end-of-options`` before anything a user typed, and ``-z`` output, so a revision cannot
 become an option and odd paths stay intact.
 """
@@ -14,11 +14,11 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING
 
 from kmsnap.errors import GitError, SnapshotError
-from kmsnap.gitrun import git_output, start_git
-from kmsnap.snapfile import MAX_FILE_BYTES
+from kmsnap.git.runner import git_output, start_git
+from kmsnap.snapshot.parse import MAX_FILE_BYTES
 
 if TYPE_CHECKING:
-    from kmsnap.store import SnapshotSource
+    from kmsnap.snapshot.store import SnapshotSource
 
 __all__ = [
     "MAX_BLOB_BYTES",
@@ -283,8 +283,8 @@ class GitBlobReader:
 class GitSource:
     """A snapshot directory as it was at a git revision: ``HEAD~1:snapshots``.
 
-    Implements ``kmsnap.store.SnapshotSource``: ``list_files`` gives blob ids, so the store can
-    skip files that are identical on both sides without reading them.
+    Implements ``kmsnap.snapshot.store.SnapshotSource``: ``list_files`` gives blob ids, so
+    the store can skip files that are identical on both sides without reading them.
     """
 
     def __init__(
@@ -352,7 +352,7 @@ def open_source(spec: str, *, cwd: Path | None = None) -> SnapshotSource:
     where = Path.cwd() if cwd is None else cwd
     candidate = Path(spec) if Path(spec).is_absolute() else where / spec
     if spec and candidate.exists():
-        from kmsnap.store import DirectorySource  # late: store imports nothing of git
+        from kmsnap.snapshot.store import DirectorySource  # late: store imports nothing of git
 
         return DirectorySource(candidate, label=spec)
     parts = split_spec(spec)

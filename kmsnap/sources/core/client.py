@@ -1,7 +1,7 @@
 """HTTP client for the Kissmetrics Core API: the shared ``Transport`` with a Bearer token.
 
 The transport (origin checks, timeouts, retries, 429 pacing, the bounds on what a server
-may send) lives in ``kmsnap.transport``; its names stay importable from here.
+may send) lives in ``kmsnap.sources.transport``; its names stay importable from here.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import requests
 
 from kmsnap.errors import TokenError
-from kmsnap.pacing import Clock
-from kmsnap.transport import (
+from kmsnap.sources.pacing import Clock
+from kmsnap.sources.transport import (
     CHUNK_BYTES,
     MAX_BODY_BYTES,
     MAX_BROKEN,

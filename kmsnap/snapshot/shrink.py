@@ -22,7 +22,7 @@ from kmsnap.errors import KmsnapError, SnapshotError
 from kmsnap.model import KINDS, Snapshot, rel_for_kind
 
 if TYPE_CHECKING:
-    from kmsnap.config import Config
+    from kmsnap.config.loader import Config
 
 Ids = Mapping[str, Collection[str]]  # kind -> entity ids
 
@@ -221,9 +221,9 @@ class ShrinkGuard:
 def _load_ids(target: Path, config: Config) -> dict[str, frozenset[str]] | None:
     """The ids per kind of the snapshot at ``target``, as selected by ``include``/``exclude``;
     None when there is no snapshot there. Only the ids are kept."""
-    from kmsnap.selection import filter_snapshot
-    from kmsnap.store import DirectorySource, load_snapshot
-    from kmsnap.storelayout import META_FILE
+    from kmsnap.snapshot.layout import META_FILE
+    from kmsnap.snapshot.selection import filter_snapshot
+    from kmsnap.snapshot.store import DirectorySource, load_snapshot
 
     if target.is_symlink() or not target.is_dir() or not (target / META_FILE).is_file():
         return None

@@ -14,8 +14,8 @@ import re
 import shlex
 from typing import Any
 
-from kmsnap.diff import CHANGE_TYPES, SEVERITIES, Change, ChangeSet, ChangeType, Severity
-from kmsnap.render_base import (
+from kmsnap.diff.engine import CHANGE_TYPES, SEVERITIES, Change, ChangeSet, ChangeType, Severity
+from kmsnap.render.base import (
     ABSENT_TEXT,
     CHANGE_WORDS,
     IGNORED_HEADING,

@@ -7,9 +7,9 @@ from importlib import resources
 from pathlib import Path
 
 from kmsnap import __version__
-from kmsnap.atomicdir import write_file_atomic
-from kmsnap.config import CONFIG_NAME, DEFAULTS, check_setting
+from kmsnap.config.loader import CONFIG_NAME, DEFAULTS, check_setting
 from kmsnap.errors import KmsnapError, UsageError
+from kmsnap.snapshot.atomic import write_file_atomic
 
 WORKFLOW_DIR = Path(".github") / "workflows"
 SNAPSHOT_WORKFLOW = WORKFLOW_DIR / "kmsnap-snapshot.yml"

@@ -1,0 +1,1 @@
+"""kmsnap.yaml and [tool.kmsnap]: discovery, validation with file:line, precedence."""

@@ -1,0 +1,1 @@
+"""The demo scenario: an emulator, a pull, a change, a diff, a check."""

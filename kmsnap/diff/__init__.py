@@ -1,0 +1,1 @@
+"""Compare two snapshots: matching by id, re-creation pairing, field changes, severities. Pure."""

@@ -1,0 +1,1 @@
+"""ChangeSets to text, markdown, json and github annotations. Pure: returns str."""

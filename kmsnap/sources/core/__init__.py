@@ -1,0 +1,1 @@
+"""The Core API source: client (token, origins, retries), hypermedia links, crawler."""
