@@ -27,7 +27,7 @@ from kmsnap.snapshot.selection import Selecting, filter_snapshot, is_everything
 if TYPE_CHECKING:
     import requests
 
-    from kmsnap.config.loader import Config
+    from kmsnap.config import Config
     from kmsnap.snapshot.store import SnapshotSource
     from kmsnap.sources.core.crawler import ProgressCallback, PullOptions, PullResult
 
@@ -60,7 +60,7 @@ class Rules:
     @classmethod
     def from_config(cls, config: Config) -> Rules:
         """kmsnap.yaml's ``include``/``exclude`` and ``ignore_fields`` with their reasons."""
-        from kmsnap.config.loader import ignore_fields_by_kind, ignore_reasons
+        from kmsnap.config import ignore_fields_by_kind, ignore_reasons
 
         return cls(
             select=config,

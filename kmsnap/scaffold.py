@@ -7,7 +7,7 @@ from importlib import resources
 from pathlib import Path
 
 from kmsnap import __version__
-from kmsnap.config.loader import CONFIG_NAME, DEFAULTS, check_setting
+from kmsnap.config import CONFIG_NAME, DEFAULTS, check_setting
 from kmsnap.errors import KmsnapError, UsageError
 from kmsnap.snapshot.atomic import write_file_atomic
 

@@ -25,7 +25,7 @@ from kmsnap.compare import (
     live_label,
     pull_selected,
 )
-from kmsnap.config.loader import Config, load_config
+from kmsnap.config import Config, load_config
 from kmsnap.diff.engine import Change, diff_snapshots
 from kmsnap.emulator import Emulator
 from kmsnap.errors import UsageError

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kmsnap.config.loader import (
+from kmsnap.config import (
     DEFAULTS,
     ENV_VARS,
     Config,

@@ -116,7 +116,7 @@ def test_generated_blocks_match_the_code(generated: dict[str, str]) -> None:
 
 
 def test_config_examples_are_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from kmsnap.config.loader import load_config, resolve_settings
+    from kmsnap.config import load_config, resolve_settings
 
     text = _readme()
     examples = {

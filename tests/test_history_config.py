@@ -6,7 +6,7 @@ from pathlib import Path
 
 from test_history import Repo
 
-from kmsnap.config.loader import load_config
+from kmsnap.config import load_config
 from kmsnap.history.walk import LogQuery, load_history
 from kmsnap.model import Snapshot
 

@@ -60,7 +60,7 @@ def test_a_github_report_never_reaches_the_callers_step_summary(
 def test_settings_and_requests_ignore_the_callers_shell(emulator: Any) -> None:
     import requests
 
-    from kmsnap.config.loader import DEFAULTS, Config
+    from kmsnap.config import DEFAULTS, Config
 
     assert Config().resolve("snapshot_dir", None) == DEFAULTS["snapshot_dir"]
     # An inherited HTTP_PROXY would send even this loopback request to the proxy (port 9).

@@ -17,7 +17,7 @@ import yaml
 
 from kmsnap import __version__
 from kmsnap.cli import run
-from kmsnap.config.loader import load_config
+from kmsnap.config import load_config
 from kmsnap.errors import UsageError
 from kmsnap.scaffold import (
     DRIFT_WORKFLOW,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from kmsnap.cli import run
-from kmsnap.config.loader import ConfigError, load_config, resolve_settings
+from kmsnap.config import ConfigError, load_config, resolve_settings
 from kmsnap.emulator import Emulator, generate_catalog
 from kmsnap.model import Snapshot
 from kmsnap.snapshot.shrink import CHECK_LEAD, check_shrink, measure_shrink

@@ -34,7 +34,7 @@ from kmsnap.render.markdown import GITHUB_COMMENT_LIMIT
 
 if TYPE_CHECKING:
     from kmsnap.compare import Rules
-    from kmsnap.config.loader import Config
+    from kmsnap.config import Config
 
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 
@@ -161,7 +161,7 @@ def diff(
         kmsnap diff origin/main:snapshots snapshots --format markdown > comment.md
     """
     from kmsnap.compare import compare_sources
-    from kmsnap.config.loader import load_config
+    from kmsnap.config import load_config
     from kmsnap.git.source import open_source
 
     env = current()
@@ -235,7 +235,7 @@ def check(
     """
     from kmsnap.cli.pull import pull_live
     from kmsnap.compare import compare_live
-    from kmsnap.config.loader import load_config, resolve_settings
+    from kmsnap.config import load_config, resolve_settings
     from kmsnap.snapshot.shrink import ShrinkGuard
     from kmsnap.snapshot.store import DirectorySource
 

@@ -60,7 +60,7 @@ def init(
     Example: kmsnap init --fail-on breaking
     """
     # Imported here: --help and --version load every command module, and need no config.
-    from kmsnap.config.loader import load_config, resolve_settings
+    from kmsnap.config import load_config, resolve_settings
     from kmsnap.scaffold import init_project
 
     env = current()

@@ -120,7 +120,7 @@ def log_command(
 
         kmsnap log --entity 'Signed Up'
     """
-    from kmsnap.config.loader import ignore_fields_by_kind, load_config
+    from kmsnap.config import ignore_fields_by_kind, load_config
     from kmsnap.history.view import (
         SEVERITY_LEVELS,
         entity_timeline,

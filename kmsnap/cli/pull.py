@@ -23,11 +23,11 @@ if TYPE_CHECKING:
     import requests
     from rich.progress import TaskID
 
-    from kmsnap.config.loader import Config
+    from kmsnap.config import Config
     from kmsnap.sources.core.crawler import ProgressEvent, PullOptions, PullResult
 
 # Option types shared with ``check``: ``def check(api: ApiOption = None, ...)``. Every
-# default is None so the config file and KMSNAP_* variables can fill in (kmsnap.config.loader).
+# default is None so the config file and KMSNAP_* variables can fill in (kmsnap.config).
 ApiOption = Annotated[
     str | None,
     typer.Option("--api", metavar="URL", show_default=False,
@@ -171,7 +171,7 @@ def pull_live(
     The snapshot comes back filtered by the config's include/exclude.
     """
     from kmsnap.compare import pull_selected
-    from kmsnap.config.loader import load_config, resolve_settings
+    from kmsnap.config import load_config, resolve_settings
     from kmsnap.sources.core.crawler import PullOptions
 
     env = current()
@@ -253,7 +253,7 @@ def pull(
         kmsnap pull --out snapshots
         git add snapshots && git commit -m "Catalog snapshot"
     """
-    from kmsnap.config.loader import load_config, resolve_settings
+    from kmsnap.config import load_config, resolve_settings
     from kmsnap.snapshot.shrink import ShrinkGuard
     from kmsnap.snapshot.store import save_snapshot  # imported here: only pull needs the writer
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kmsnap.config.loader import Config, selection_key
+from kmsnap.config import Config, selection_key
 from kmsnap.diff.engine import Change
 from kmsnap.errors import GitError, SnapshotError, UsageError
 from kmsnap.git.runner import run_git

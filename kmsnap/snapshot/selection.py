@@ -1,7 +1,7 @@
 """What a snapshot keeps of a catalog: ``include``/``exclude`` by account and product.
 
 Pure: ``filter_snapshot`` takes anything with ``include`` and ``exclude`` selectors (a
-``kmsnap.config.loader.Config``, or a ``Selection``) and returns a new ``Snapshot``. Pull, diff,
+``kmsnap.config.Config``, or a ``Selection``) and returns a new ``Snapshot``. Pull, diff,
 check and log all select through it, so they speak of the same accounts and products.
 """
 

@@ -22,7 +22,7 @@ from kmsnap.errors import KmsnapError, SnapshotError
 from kmsnap.model import KINDS, Snapshot, rel_for_kind
 
 if TYPE_CHECKING:
-    from kmsnap.config.loader import Config
+    from kmsnap.config import Config
 
 Ids = Mapping[str, Collection[str]]  # kind -> entity ids
 
