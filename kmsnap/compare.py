@@ -30,11 +30,13 @@ if TYPE_CHECKING:
     from kmsnap.config import Config
     from kmsnap.snapshot.store import SnapshotSource
     from kmsnap.sources.core.crawler import ProgressCallback, PullOptions, PullResult
+    from kmsnap.sources.v3 import V3PullOptions
 
 __all__ = [
     "NO_RULES",
     "MemorySource",
     "Rules",
+    "SourceMismatchError",
     "UnknownKindError",
     "compare_live",
     "compare_snapshots",
@@ -89,6 +91,19 @@ def _check_kinds(wanted: set[str] | None, *snapshots: Snapshot) -> None:
         raise UnknownKindError(unknown[0])
 
 
+class SourceMismatchError(UsageError):
+    """Snapshots of two different APIs (Core and v3): their ids cannot be matched."""
+
+
+def _check_sources(old: Snapshot, new: Snapshot, old_label: str, new_label: str) -> None:
+    if old.source != new.source and old.size() and new.size():
+        raise SourceMismatchError(
+            f"cannot compare {old_label} (pulled from {old.source}) with {new_label} (pulled "
+            f"from {new.source}): their ids cannot be matched, so everything would read as "
+            "removed and added; compare snapshots pulled from the same source"
+        )
+
+
 def compare_snapshots(
     old: Snapshot,
     new: Snapshot,
@@ -107,6 +122,7 @@ def compare_snapshots(
     """
     wanted = normalize_kinds(kinds) if kinds is not None else None
     _check_kinds(wanted, old, new)
+    _check_sources(old, new, old_label, new_label)
     if rules.select is not None and not is_everything(rules.select):
         old, new = filter_snapshot(old, rules.select), filter_snapshot(new, rules.select)
     cs = diff_snapshots(
@@ -217,17 +233,22 @@ class MemorySource:
 
 
 def pull_selected(
-    options: PullOptions,
+    options: PullOptions | V3PullOptions,
     select: Selecting | None = None,
     *,
     progress: ProgressCallback | None = None,
     session: requests.Session | None = None,
 ) -> PullResult:
-    """Crawl the catalog (``sources.core.crawler.pull_snapshot``) and keep only what
-    ``select`` (kmsnap.yaml's ``include``/``exclude``) selects: what ``kmsnap pull`` saves."""
+    """Crawl the catalog (``sources.core.crawler.pull_snapshot``, or ``sources.v3.pull_v3``
+    for ``V3PullOptions``) and keep only what ``select`` (kmsnap.yaml's ``include``/
+    ``exclude``) selects: what ``kmsnap pull`` saves."""
     from kmsnap.sources.core.crawler import pull_snapshot
+    from kmsnap.sources.v3 import V3PullOptions, pull_v3
 
-    result = pull_snapshot(options, progress=progress, session=session)
+    if isinstance(options, V3PullOptions):
+        result: PullResult = pull_v3(options, progress=progress, session=session)
+    else:
+        result = pull_snapshot(options, progress=progress, session=session)
     if select is None or is_everything(select):
         return result
     return replace(result, snapshot=filter_snapshot(result.snapshot, select))

@@ -60,6 +60,7 @@ class FieldRule(_StrEnum):
 # The rules of a kind that declares none, and of kinds kmsnap does not know.
 DEFAULT_FIELD_RULES: Mapping[str, FieldRule] = MappingProxyType({
     "is_visible": FieldRule.HIDDEN,
+    "visible": FieldRule.HIDDEN,  # the REST API v3's name for is_visible
     "status": FieldRule.RETIRED,
 })
 
@@ -155,6 +156,11 @@ PRODUCT_KINDS: tuple[str, ...] = tuple(
 
 KIND_BY_REL: dict[str, str] = {spec.rel: spec.kind for spec in KINDS.values()}
 
+# Sources (``Snapshot.source``) and the documented kinds each one cannot serve: a snapshot
+# from such a source lacks them by nature, not by deletion (the REST API v3 lists no metrics).
+SOURCES: tuple[str, ...] = ("core", "v3")
+ABSENT_KINDS: Mapping[str, frozenset[str]] = MappingProxyType({"v3": frozenset({"metric"})})
+
 
 def kind_sort_key(kind: str) -> tuple[int, str]:
     """Sort key for kinds: the documented order, then unknown rels alphabetically."""
@@ -243,6 +249,7 @@ class Snapshot:
     api: str = ""
     entities: dict[str, dict[str, Record]] = field(default_factory=dict)
     stats: dict[str, dict[str, Record]] = field(default_factory=dict)
+    source: str = "core"  # the API it came from (``SOURCES``): ids of two sources never match
 
     def of(self, kind: str) -> dict[str, Record]:
         """The entities of one kind by id (an empty dict when there are none)."""

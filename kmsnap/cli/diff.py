@@ -18,12 +18,15 @@ from kmsnap.cli.pull import (
     AllowShrinkOption,
     ApiOption,
     ConcurrencyOption,
+    CredentialsFileOption,
     DeadlineOption,
     MaxResponseMbOption,
     MaxRetryAfterOption,
+    MaxRpmOption,
     MaxRpsOption,
     PageSizeOption,
     QuietOption,
+    SourceOption,
     TimeoutOption,
     TokenFileOption,
 )
@@ -219,6 +222,9 @@ def check(
     quiet: QuietOption = False,
     max_chars: MaxCharsOption = None,
     allow_shrink: AllowShrinkOption = False,
+    source: SourceOption = None,
+    credentials_file: CredentialsFileOption = None,
+    max_rpm: MaxRpmOption = None,
 ) -> None:
     """Pull the live catalog and compare it with the committed snapshot; exit 2 on drift.
 
@@ -270,9 +276,13 @@ def check(
         deadline=deadline,
         max_response_mb=max_response_mb,
         max_retry_after=max_retry_after,
+        source=source,
+        credentials_file=credentials_file,
+        max_rpm=max_rpm,
     )
-    guard.check_live(result.snapshot)
     # In memory, as pull then diff would compare it: no temporary directory (kmsnap.compare).
+    # Compared before the shrink guard: a Core snapshot against a v3 catalog is refused as
+    # such (their ids cannot be matched), not as a catalog that lost everything.
     with _kind_option():
         cs = compare_live(
             DirectorySource(where, label=str(snapshot_dir)),
@@ -281,6 +291,7 @@ def check(
             kinds=kinds,
             with_stats=with_stats,
         )
+    guard.check_live(result.snapshot)
     see_all = f"kmsnap check --snapshot {shlex.quote(str(snapshot_dir))} --format text"
     _output(cs, fmt, max_chars=limit, see_all=see_all)
     if any(severity_at_least(change, settings.fail_on) for change in cs.changes):

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     import requests
     from rich.progress import TaskID
 
-    from kmsnap.config import Config
+    from kmsnap.config import Config, Settings
     from kmsnap.sources.core.crawler import ProgressEvent, PullOptions, PullResult
+    from kmsnap.sources.v3 import V3PullOptions
 
 # Option types shared with ``check``: ``def check(api: ApiOption = None, ...)``. Every
 # default is None so the config file and KMSNAP_* variables can fill in (kmsnap.config).
@@ -85,6 +86,26 @@ WithStatsOption = Annotated[
 QuietOption = Annotated[
     bool, typer.Option("--quiet", "-q", help="No progress display and no summary line")
 ]
+SourceOption = Annotated[
+    str | None,
+    typer.Option("--source", metavar="core|v3", show_default=False,
+                 help="The API: core, or v3 (the REST API v3) [default: $KMSNAP_SOURCE, else "
+                      "source in kmsnap.yaml, else v3 when the --api URL ends in /v3, else "
+                      "core]"),
+]
+CredentialsFileOption = Annotated[
+    Path | None,
+    typer.Option("--credentials-file", metavar="PATH", show_default=False,
+                 help="v3: read one line, username:password or the API key, from this file "
+                      "(keep it chmod 600) [default: $KISSMETRICS_USERNAME and "
+                      "$KISSMETRICS_PASSWORD, or $KISSMETRICS_API_KEY]"),
+]
+MaxRpmOption = Annotated[
+    int | None,
+    typer.Option("--max-rpm", metavar="N", show_default=False,
+                 help="At most N requests a minute, all workers together [default: 15 for "
+                      "v3, its published limit; no cap for core]"),
+]
 AllowShrinkOption = Annotated[
     bool,
     typer.Option("--allow-shrink",
@@ -141,8 +162,11 @@ def summary_line(result: PullResult) -> str:
     order = [k for k in KINDS if k in counts] + [k for k in counts if k not in KINDS]
     parts = [_count(counts[kind], kind, rel_for_kind(kind)) for kind in order]
     total = result.snapshot.size()
+    least = getattr(result, "least_requests", 0)  # a v3 pull says what it cost at best
+    floor = f" (least possible {least})" if least else ""
     return (f"pulled {_count(total, 'entity', 'entities')} ({', '.join(parts) or 'none'}) "
-            f"in {_count(result.requests, 'request', 'requests')}, {result.elapsed:.1f} s")
+            f"in {_count(result.requests, 'request', 'requests')}{floor}, "
+            f"{result.elapsed:.1f} s")
 
 
 def _count(n: int, singular: str, plural: str) -> str:
@@ -164,6 +188,9 @@ def pull_live(
     deadline: float | None = None,
     max_response_mb: int | None = None,
     max_retry_after: float | None = None,
+    source: str | None = None,
+    credentials_file: Path | None = None,
+    max_rpm: int | None = None,
 ) -> PullResult:
     """Pull the live catalog, showing progress on a terminal; print warnings and a summary.
 
@@ -172,18 +199,15 @@ def pull_live(
     """
     from kmsnap.compare import pull_selected
     from kmsnap.config import load_config, resolve_settings
-    from kmsnap.sources.core.crawler import PullOptions
 
     env = current()
     config = config if config is not None else load_config(cwd=env.cwd)
     settings = resolve_settings(config, {
         "api": api, "concurrency": concurrency, "page_size": page_size, "max_rps": max_rps,
-        "timeout": timeout,
+        "timeout": timeout, "source": source, "max_rpm": max_rpm,
     }, environ=env.environ)
-    options = PullOptions(
-        api=settings.api, token=read_token(token_file), concurrency=settings.concurrency,
-        page_size=settings.page_size, max_rps=settings.max_rps, timeout=settings.timeout,
-    )
+    options = live_options(settings, config, token_file=token_file,
+                           credentials_file=credentials_file)
     _set_bounds(options, deadline, max_response_mb, max_retry_after)
     if not quiet and stderr_is_terminal():
         with _ProgressDisplay() as display:
@@ -197,8 +221,56 @@ def pull_live(
     return result
 
 
-def _set_bounds(options: PullOptions, deadline: float | None, max_response_mb: int | None,
-                max_retry_after: float | None) -> None:
+def live_options(
+    settings: Settings, config: Config, *, token_file: Path | None = None,
+    credentials_file: Path | None = None,
+) -> PullOptions | V3PullOptions:
+    """The source's pull options from the resolved settings: Core with the token, v3 with
+    the credentials (``kmsnap.sources.v3.load_credentials``, from the environment's
+    variables or ``credentials_file``), never from the command line."""
+    from kmsnap.errors import UsageError
+    from kmsnap.sources.base import resolve_source
+
+    env = current()
+    name, api = resolve_source(settings.source, settings.api,
+                               api_given=settings.sources["api"] != "default")
+    max_rps = settings.max_rps
+    if name == "core":
+        from kmsnap.sources.core.crawler import PullOptions
+
+        if credentials_file is not None:
+            raise UsageError("--credentials-file is for --source v3; the Core API reads the "
+                             "token from KISSMETRICS_TOKEN or --token-file")
+        if settings.max_rpm is not None:  # Core paces per second: the same budget
+            per_second = settings.max_rpm / 60.0
+            max_rps = per_second if max_rps is None else min(max_rps, per_second)
+        return PullOptions(
+            api=api, token=read_token(token_file), concurrency=settings.concurrency,
+            page_size=settings.page_size, max_rps=max_rps, timeout=settings.timeout,
+        )
+    from kmsnap.sources.v3 import V3PullOptions, load_credentials
+
+    if token_file is not None:
+        raise UsageError("--token-file is for the Core API; v3 reads KISSMETRICS_USERNAME and "
+                         "KISSMETRICS_PASSWORD, KISSMETRICS_API_KEY, or --credentials-file")
+    file = env.path(credentials_file) if credentials_file is not None else None
+    options = V3PullOptions(
+        credentials=load_credentials(env.environ, file), api=api, max_rps=max_rps,
+        timeout=settings.timeout, with_stats=True,  # the writer decides what it keeps
+        exclude_products=config.exclude.products,
+    )
+    # v3's own defaults (4 workers, pages of 1000) unless a flag, variable or file says
+    if settings.sources["concurrency"] != "default":
+        options.concurrency = settings.concurrency
+    if settings.sources["page_size"] != "default":
+        options.page_size = settings.page_size
+    if settings.max_rpm is not None:
+        options.per_minute = settings.max_rpm
+    return options
+
+
+def _set_bounds(options: PullOptions | V3PullOptions, deadline: float | None,
+                max_response_mb: int | None, max_retry_after: float | None) -> None:
     """The bound options onto ``options``, refusing values that would bound nothing."""
     from kmsnap.errors import UsageError
 
@@ -236,6 +308,9 @@ def pull(
     with_stats: WithStatsOption = False,
     quiet: QuietOption = False,
     allow_shrink: AllowShrinkOption = False,
+    source: SourceOption = None,
+    credentials_file: CredentialsFileOption = None,
+    max_rpm: MaxRpmOption = None,
 ) -> None:
     """Crawl the Kissmetrics API and write the catalog snapshot to a directory.
 
@@ -269,7 +344,8 @@ def pull(
     guard = ShrinkGuard.for_pull(where, config, allow=allow_shrink, environ=env.environ)
     result = pull_live(api, token_file, concurrency, page_size, max_rps, timeout, quiet,
                        config=config, summary=False, deadline=deadline,
-                       max_response_mb=max_response_mb, max_retry_after=max_retry_after)
+                       max_response_mb=max_response_mb, max_retry_after=max_retry_after,
+                       source=source, credentials_file=credentials_file, max_rpm=max_rpm)
     # Nothing is written before the crawl has fully succeeded; the store swaps atomically.
     guard.check_pull(result.snapshot)
     save_snapshot(result.snapshot, where, with_stats=with_stats)

@@ -32,6 +32,8 @@ class Config:
     include: Selector = Selector()
     exclude: Selector = Selector()
     ignore_fields: tuple[IgnoredField, ...] = ()
+    lint: LintConfig = LintConfig()  # the lint: section (kmsnap.lint.config)
+    stale: StaleConfig = StaleConfig()  # the stale: section
     lines: Mapping[str, int] = field(default_factory=dict)  # top-level key -> line in the file
 
     def source(self, name: str) -> str:

@@ -22,7 +22,13 @@ DEFAULTS: dict[str, Any] = {
     # this share of the entities of the snapshot it replaces, fails unless allowed.
     "allow_shrink": False,
     "max_shrink": 0.25,
+    # The API: "core" or "v3"; None: from the api URL (a path ending in /v3 is v3).
+    "source": None,
+    # Requests a minute, all workers together; None: 15 for v3 (its published limit),
+    # no cap for Core.
+    "max_rpm": None,
 }
+SOURCE_NAMES = ("core", "v3")
 SETTINGS = tuple(DEFAULTS)
 ENV_VARS: dict[str, str] = {name: f"KMSNAP_{name.upper()}" for name in SETTINGS}
 _SAFE_PART = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._-]*")
@@ -59,6 +65,17 @@ def check_setting(name: str, value: Any) -> Any:
                 f"must be a share of the entities from 0 to 1 (0.25 is 25%), got {value!r}"
             )
         return float(value)
+    if name == "source":
+        if value is not None and value not in SOURCE_NAMES:
+            raise ValueError(f"must be one of {', '.join(SOURCE_NAMES)}, got {value!r}")
+        return value
+    if name == "max_rpm":
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1_000_000:
+            raise ValueError(f"must be a whole number of requests a minute, 1 or more, "
+                             f"got {value!r}")
+        return value
     if name == "max_rps" and value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -69,7 +86,7 @@ def check_setting(name: str, value: Any) -> Any:
 
 
 def parse_env(name: str, text: str) -> Any:
-    if name in ("concurrency", "page_size"):
+    if name in ("concurrency", "page_size", "max_rpm"):
         try:
             return int(text)
         except ValueError:

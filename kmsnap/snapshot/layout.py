@@ -19,6 +19,7 @@ from typing import Any
 
 from kmsnap.errors import SnapshotError
 from kmsnap.model import (
+    ABSENT_KINDS,
     CONTAINER_KINDS,
     KINDS,
     PRODUCT_KINDS,
@@ -188,6 +189,8 @@ def render_snapshot(snapshot: Snapshot, *, with_stats: bool = False) -> dict[str
         out.collection(f"{UNASSIGNED}/products.yaml", "product", loose_products)
 
     for kind in PRODUCT_KINDS:
+        if kind in ABSENT_KINDS.get(snapshot.source, ()) and not snapshot.of(kind):
+            continue  # a kind the source cannot serve (v3: metrics) gets no empty files
         rel = KINDS[kind].rel
         buckets: dict[str, list[tuple[str, Record]]] = {pid: [] for pid in product_dirs}
         loose: list[tuple[str, Record]] = []
@@ -215,6 +218,8 @@ def render_snapshot(snapshot: Snapshot, *, with_stats: bool = False) -> dict[str
             out.collection(f"{OTHER}/{stems[kind]}.yaml", kind, items)
 
     meta: Record = {"format": FORMAT_VERSION, "api": snapshot.api, "counts": snapshot.counts()}
+    if snapshot.source != "core":  # said only when not Core: a Core header stays as it was
+        meta["source"] = snapshot.source
     renamed = {stem: kind for kind, stem in stems.items() if stem != kind}
     if renamed:  # kinds whose names are not safe file names: the file says which kind it holds
         meta["other_kinds"] = renamed

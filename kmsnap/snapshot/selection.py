@@ -114,4 +114,4 @@ def filter_snapshot(snapshot: Snapshot, config: Selecting) -> Snapshot:
         kind: {i: s for i, s in by_id.items() if i in entities.get(kind, {})}
         for kind, by_id in snapshot.stats.items()
     }
-    return Snapshot(api=snapshot.api, entities=entities, stats=stats)
+    return Snapshot(api=snapshot.api, entities=entities, stats=stats, source=snapshot.source)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kmsnap.errors import KmsnapError, SnapshotError
-from kmsnap.model import KINDS, Snapshot, rel_for_kind
+from kmsnap.model import ABSENT_KINDS, KINDS, Snapshot, rel_for_kind
 
 if TYPE_CHECKING:
     from kmsnap.config import Config
@@ -198,8 +198,11 @@ class ShrinkGuard:
         """The one-line shrink ``new`` shows, or None."""
         if self.ids is None:
             return None
+        # Kinds the new snapshot's source cannot serve (v3 has no metrics) are not removals.
+        absent = ABSENT_KINDS.get(new.source, frozenset())
+        ids = {kind: ids for kind, ids in self.ids.items() if kind not in absent}
         return check_shrink(
-            self.ids, new, max_share=self.max_share, label=self.label, kinds=self.kinds, lead=lead
+            ids, new, max_share=self.max_share, label=self.label, kinds=self.kinds, lead=lead
         )
 
     def check_pull(self, new: Snapshot) -> None:

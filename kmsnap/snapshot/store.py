@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from kmsnap.errors import SnapshotError
-from kmsnap.model import Record, Snapshot
+from kmsnap.model import SOURCES, Record, Snapshot
 from kmsnap.snapshot import canonical, parse, strict
 from kmsnap.snapshot.atomic import replace_tree
 from kmsnap.snapshot.layout import (
@@ -255,7 +255,7 @@ def _as_source(source: SnapshotSource | Path | str) -> SnapshotSource:
 
 def _read_meta(
     source: SnapshotSource, listing: Mapping[str, str | None]
-) -> tuple[str, dict[str, str]]:
+) -> tuple[str, dict[str, str], str]:
     if META_FILE not in listing:
         raise SnapshotError(f"not a kmsnap snapshot (no {META_FILE})", path=source.label)
     data = source.read_files([META_FILE])[META_FILE]
@@ -270,7 +270,11 @@ def _read_meta(
     other = meta.get("other_kinds") or {}
     if not isinstance(api, str) or not isinstance(other, dict):
         raise SnapshotError("malformed api or other_kinds", path=META_FILE)
-    return api, {str(k): str(v) for k, v in other.items()}
+    origin = meta.get("source", "core")  # absent in a Core snapshot
+    if origin not in SOURCES:
+        raise SnapshotError(f"unknown source {str(origin)[:40]!r} (this kmsnap reads "
+                            f"{', '.join(SOURCES)})", path=META_FILE)
+    return api, {str(k): str(v) for k, v in other.items()}, origin
 
 
 def _roles(
@@ -324,10 +328,10 @@ def load_snapshot(source: SnapshotSource | Path, *, with_stats: bool = False) ->
     source = _as_source(source)
     with _about(source):
         listing = source.list_files()
-        api, other = _read_meta(source, listing)
+        api, other, origin = _read_meta(source, listing)
         roles = _roles(listing, other, with_stats)
         files = _read(source, list(roles))
-        snapshot = Snapshot(api=api)
+        snapshot = Snapshot(api=api, source=origin)
         assembler = _Assembler(snapshot)
         for rel, role in roles.items():
             assembler.add(rel, files[rel], role, _records(rel, files[rel], role))
@@ -415,10 +419,10 @@ def load_pair(
     old, new = _as_source(old), _as_source(new)
     with _about(old):
         old_listing = old.list_files()
-        old_api, old_other = _read_meta(old, old_listing)
+        old_api, old_other, old_origin = _read_meta(old, old_listing)
     with _about(new):
         new_listing = new.list_files()
-        new_api, new_other = _read_meta(new, new_listing)
+        new_api, new_other, new_origin = _read_meta(new, new_listing)
     old_roles = _roles(old_listing, old_other, with_stats)
     new_roles = _roles(new_listing, new_other, with_stats)
 
@@ -471,10 +475,11 @@ def load_pair(
             rel: _file_ids(rel, new_files[rel], new_roles[rel]) for rel in skip if rel in new_files
         }
     snapshots = []
-    for source, roles, files, api, side in (
-        (old, old_roles, old_files, old_api, 0), (new, new_roles, new_files, new_api, 1)
+    for source, roles, files, api, side, origin in (
+        (old, old_roles, old_files, old_api, 0, old_origin),
+        (new, new_roles, new_files, new_api, 1, new_origin),
     ):
-        snapshot = Snapshot(api=api)
+        snapshot = Snapshot(api=api, source=origin)
         assembler = _Assembler(snapshot)
         with _about(source):
             for rel, role in roles.items():

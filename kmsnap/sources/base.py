@@ -18,7 +18,7 @@ from kmsnap.sources.pacing import Clock
 
 __all__ = [
     "ProgressCallback", "ProgressEvent", "PullResult", "Source", "get_source",
-    "source_for_url", "source_names",
+    "resolve_source", "source_for_url", "source_names",
 ]
 
 
@@ -72,3 +72,13 @@ def source_for_url(url: str) -> str:
     except ValueError:
         return "core"
     return "v3" if path.rstrip("/").lower().endswith("/v3") else "core"
+
+
+def resolve_source(source: str | None, api: str, *, api_given: bool) -> tuple[str, str]:
+    """The source and API URL a pull uses: ``source`` when set, else what the URL implies
+    (``source_for_url``); a URL left at its default becomes the source's own default
+    (``https://query.kissmetrics.io/v3`` for v3)."""
+    name = source if source is not None else (source_for_url(api) if api_given else "core")
+    if not api_given:
+        api = get_source(name).default_api
+    return name, api

@@ -304,7 +304,7 @@ def pull_v3(
         finally:
             if not finished:
                 client.cancel()
-        snapshot = Snapshot(api=options.api)
+        snapshot = Snapshot(api=options.api, source="v3")
         accounts: dict[str, Any] = {}
         for product in pulled:
             account = product.get("account_id")
