@@ -1,13 +1,23 @@
 """The files ``kmsnap init`` writes into a user's repository: ``kmsnap.yaml`` and three GitHub
-Actions workflows (scheduled snapshot, pull-request review, drift check) from ``templates/``."""
+Actions workflows (scheduled snapshot, pull-request review, drift check) from ``templates/``.
+
+The workflows install kmsnap with ``pip install`` of a requirement (``install``: by default
+this version), or through kmsnap's own composite action (``action: OWNER/REPO@REF``, the
+``action.yml`` at the repository root); either is written into ``kmsnap.yaml`` too, so a
+re-run with ``--force`` keeps it. Both are user input that ends up in a workflow: checked by
+``kmsnap.config.workflow``, quoted as JSON (which YAML reads as a double-quoted string), and
+reaching the shell only through ``env:``.
+"""
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
 
 from kmsnap import __version__
 from kmsnap.config import CONFIG_NAME, DEFAULTS, check_setting
+from kmsnap.config.workflow import check_action, check_install
 from kmsnap.errors import KmsnapError, UsageError
 from kmsnap.snapshot.atomic import write_file_atomic
 
@@ -21,7 +31,21 @@ DRIFT_WORKFLOW = WORKFLOW_DIR / "kmsnap-drift.yml"
 ACTIONS = {
     "CHECKOUT": "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2",
     "SETUP_PYTHON": "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065 # v5.6.0",
+    "UPLOAD_ARTIFACT": "actions/upload-artifact@ea165f8d65b6e75b540449e92b4886f43607fa02 # v4.6.2",
+    "DOWNLOAD_ARTIFACT": (
+        "actions/download-artifact@d3f86a106a0bac45b974a628896c90dbdf5c8093 # v4.3.0"
+    ),
 }
+
+
+def default_install() -> str:
+    """What the workflows install when kmsnap.yaml says nothing: this version, from PyPI."""
+    return f"kmsnap=={__version__}"
+
+
+def yaml_string(text: str) -> str:
+    """``text`` as a YAML double-quoted scalar (JSON's escapes are YAML's)."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _template(name: str) -> str:
@@ -37,10 +61,16 @@ def _fill(text: str, values: dict[str, str]) -> str:
 
 
 def render_files(
-    *, direct: bool = False, fail_on: str = "any", snapshot_dir: str = "snapshots"
+    *,
+    direct: bool = False,
+    fail_on: str = "any",
+    snapshot_dir: str = "snapshots",
+    install: str | None = None,
+    action: str | None = None,
 ) -> dict[Path, str]:
     """The files ``init_project`` writes, relative path -> text; pure apart from reading
-    the templates."""
+    the templates. ``install`` (a pip requirement) or ``action`` (``OWNER/REPO@REF``) says
+    how the workflows get kmsnap; neither: ``default_install()``."""
     try:
         fail_on = check_setting("fail_on", fail_on)
     except ValueError as exc:
@@ -49,13 +79,18 @@ def render_files(
         snapshot_dir = check_setting("snapshot_dir", snapshot_dir)
     except ValueError as exc:
         raise UsageError(f"--snapshot-dir: {exc}") from None
+    setting, install, action = _install_setting(install, action)
     values = {
         "VERSION": __version__,
         "SNAPSHOT_DIR": snapshot_dir,
         "FAIL_ON": fail_on,
+        "INSTALL": yaml_string(install or ""),
+        "ACTION": action or "",
+        "INSTALL_SETTING": setting,
         **ACTIONS,
     }
-    values["SETUP_STEPS"] = _fill(_template("workflows/_setup.tmpl"), values).rstrip("\n")
+    setup = "workflows/_setup_action.tmpl" if action else "workflows/_setup.tmpl"
+    values["SETUP_STEPS"] = _fill(_template(setup), values).rstrip("\n")
     values["DESCRIBE_CHANGE"] = _fill(_template("workflows/_describe_change.tmpl"), values).rstrip(
         "\n"
     )
@@ -68,6 +103,27 @@ def render_files(
     }
 
 
+def _install_setting(
+    install: str | None, action: str | None
+) -> tuple[str, str | None, str | None]:
+    """kmsnap.yaml's line for how the workflows get kmsnap, and the checked values."""
+    if install is not None and action is not None:
+        raise UsageError("--install and --action both say how to install kmsnap: give one")
+    if action is not None:
+        try:
+            action = check_action(action)
+        except ValueError as exc:
+            raise UsageError(f"--action: {exc}") from None
+        return f"action: {action}", None, action
+    if install is not None:
+        try:
+            install = check_install(install)
+        except ValueError as exc:
+            raise UsageError(f"--install: {exc}") from None
+        return f"install: {yaml_string(install)}", install, None
+    return f"# install: {yaml_string(default_install())}", default_install(), None
+
+
 def init_project(
     directory: Path,
     *,
@@ -76,6 +132,8 @@ def init_project(
     fail_on: str = DEFAULTS["fail_on"],
     snapshot_dir: str = DEFAULTS["snapshot_dir"],
     keep_existing: bool = False,
+    install: str | None = None,
+    action: str | None = None,
 ) -> list[Path]:
     """Write ``kmsnap.yaml`` and the workflows into ``directory``; return the paths written.
 
@@ -88,7 +146,11 @@ def init_project(
     files = {
         rel: text
         for rel, text in render_files(
-            direct=direct, fail_on=fail_on, snapshot_dir=snapshot_dir
+            direct=direct,
+            fail_on=fail_on,
+            snapshot_dir=snapshot_dir,
+            install=install,
+            action=action,
         ).items()
         if not _holds(directory / rel, text)
     }

@@ -30,9 +30,11 @@ from kmsnap.scaffold import (
 REPO = Path(__file__).resolve().parent.parent
 WORKFLOWS = (SNAPSHOT_WORKFLOW, REVIEW_WORKFLOW, DRIFT_WORKFLOW)
 ALL_FILES = (Path("kmsnap.yaml"), *WORKFLOWS)
-VARIANTS = {
+VARIANTS: dict[str, dict[str, Any]] = {
     "pr": {},
     "direct": {"direct": True, "fail_on": "breaking", "snapshot_dir": "catalog/kissmetrics"},
+    "install": {"install": 'kmsnap @ git+https://github.com/o/kmsnap@v1 "; echo $HOME # x'},
+    "action": {"action": "o/kmsnap@0123456789abcdef0123456789abcdef01234567"},
 }
 
 
@@ -147,7 +149,7 @@ def test_settings_reach_the_workflows() -> None:
     files = render_files(**VARIANTS["direct"])
     snapshot, review, drift = (files[rel] for rel in WORKFLOWS)
     assert 'kmsnap pull --out "catalog/kissmetrics"' in snapshot
-    assert load(review)["on"]["pull_request"]["paths"] == ["catalog/kissmetrics/**"]
+    assert load(review)["on"]["pull_request"]["paths"] == ["catalog/kissmetrics/**", "kmsnap.yaml"]
     assert (
         'kmsnap check --snapshot "catalog/kissmetrics" --fail-on "breaking" --format github'
         in drift
@@ -155,10 +157,11 @@ def test_settings_reach_the_workflows() -> None:
     for text in files.values():
         assert "@@" not in text
     for rel in WORKFLOWS:
-        assert (
-            f'python -m pip install --disable-pip-version-check "kmsnap=={__version__}"'
-            in (files[rel])
-        )
+        steps = [s for job in load(files[rel])["jobs"].values() for s in job["steps"]]
+        install = next(s for s in steps if s.get("name") == "Install kmsnap")
+        assert install["env"] == {"KMSNAP_INSTALL": f"kmsnap=={__version__}"}
+        assert install["working-directory"] == "${{ runner.temp }}"  # not the checkout
+        assert 'python -m pip install --disable-pip-version-check -- "$spec"' in install["run"]
 
 
 # ---- workflow hygiene ------------------------------------------------------------------
@@ -179,11 +182,13 @@ def test_workflows_follow_least_privilege_and_pin_actions(variant: str) -> None:
                 assert "${{" not in step.get("run", ""), (rel, step)  # pass through env instead
                 if "uses" in step:
                     assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step
+                    if step["uses"].startswith("o/kmsnap@"):
+                        continue  # the user's own choice of ref (--action)
                     if step["uses"].startswith("actions/checkout@"):
                         # The token stays out of .git/config; steps that push ask for it.
                         assert step["with"]["persist-credentials"] is False
         for line in text.splitlines():
-            if "uses:" in line:  # the tag next to the SHA, for people and Dependabot
+            if "uses:" in line and "o/kmsnap@" not in line:  # the tag next to the SHA
                 assert re.search(r"@[0-9a-f]{40} # v\d+\.\d+\.\d+$", line), line
 
 
@@ -198,31 +203,50 @@ def test_secrets_only_where_needed(variant: str) -> None:
                         assert key == "KISSMETRICS_TOKEN" and "kmsnap" in step["run"], rel
                     if "github.token" in str(value):
                         assert key == "GH_TOKEN" and "gh " in step["run"], rel
-    review = load(workflows("pr")[REVIEW_WORKFLOW])
-    assert "secrets." not in workflows("pr")[REVIEW_WORKFLOW]
-    assert review["jobs"]["review"]["permissions"] == {
-        "contents": "read",
-        "pull-requests": "write",
-    }
+    review = load(workflows(variant)[REVIEW_WORKFLOW])
+    assert "secrets." not in workflows(variant)[REVIEW_WORKFLOW]
+    # Only the job that runs no kmsnap and nothing of the pull request may write.
+    assert review["jobs"]["diff"]["permissions"] == {"contents": "read"}
+    assert review["jobs"]["comment"]["permissions"] == {"pull-requests": "write"}
+    assert review["jobs"]["comment"]["needs"] == "diff"
+    for step in review["jobs"]["comment"]["steps"]:
+        assert not re.search(r"(^|[;|&(]\s*)(kmsnap|python|pip|git)\s", step.get("run", ""), re.M)
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_review_runs_nothing_from_the_pull_request(variant: str) -> None:
+    jobs = load(workflows(variant)[REVIEW_WORKFLOW])["jobs"]
+    steps = jobs["diff"]["steps"]
+    # The checkout is the base branch; the pull request's files are only read through git.
+    assert steps[0]["with"]["ref"] == "${{ github.event.pull_request.base.sha }}"
+    for job in jobs.values():
+        for step in job["steps"]:
+            run_ = step.get("run", "")
+            if "pip" in run_:
+                assert step["working-directory"] == "${{ runner.temp }}", step
+            assert "python -m" not in run_ or "pip" in run_, step
+            assert "git checkout" not in run_ and "git switch" not in run_, step
+    diff_step = next(s for s in steps if "kmsnap diff" in s.get("run", ""))
+    assert '--config "$out/base.yaml"' in diff_step["run"]
+    assert '"$base:$SNAPSHOT_DIR" "$GITHUB_SHA:$SNAPSHOT_DIR"' in diff_step["run"]
+    assert "python -I -m kmsnap.config.review" in diff_step["run"]
 
 
 def test_review_updates_one_marked_comment() -> None:
     text = workflows("pr")[REVIEW_WORKFLOW]
     assert text.count("<!-- kmsnap-review -->") == 2  # written, then looked for
     assert "--method PATCH" in text and "--method POST" in text
-    assert (
-        'kmsnap diff --format markdown --max-chars 65000 "origin/$BASE_REF:$SNAPSHOT_DIR" '
-        '"$SNAPSHOT_DIR"'
-    ) in text
     # kmsnap keeps the comment within the limit and says what it leaves out: nothing in the
     # workflow may cut it again (by Python len(), which is not GitHub's count).
-    steps = load(text)["jobs"]["review"]["steps"]
+    steps = load(text)["jobs"]["diff"]["steps"]
     diff_step = next(s for s in steps if "kmsnap diff" in s.get("run", ""))
-    assert "python" not in diff_step["run"] and "65536" not in diff_step["run"]
-    assert '{ echo "<!-- kmsnap-review -->"; cat "$diff"; }' in diff_step["run"]
-    assert "BASE_REF: ${{ github.base_ref }}" in text
-    steps = load(text)["jobs"]["review"]["steps"]
-    assert steps[-1]["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    assert "--max-chars 60000" in diff_step["run"] and "--max-chars 5000" in diff_step["run"]
+    assert "65536" not in diff_step["run"]
+    assert '{ echo "<!-- kmsnap-review -->"; cat "$out/config.md" "$out/diff.md"; }' in (
+        diff_step["run"]
+    )
+    comment = load(text)["jobs"]["comment"]
+    assert comment["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
 
 
 def test_drift_reports_in_the_job_summary() -> None:
@@ -413,3 +437,175 @@ def test_cli_git_driver_missing_writes_nothing(
     assert run(["init", "--dir", str(tmp_path), "--git-driver"]) == 1
     assert "--git-driver is not available" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- the run: scripts, run with bash against real git (a bare remote, a stand-in gh) ----
+
+GH_STUB = """#!/bin/sh
+# A stand-in for the GitHub CLI: logs each call; an open pull request is the file "pr".
+echo "$*" >> "$GH_LOG"
+case "$1 $2" in
+  "pr list") cat "$GH_STATE/pr" 2>/dev/null || true ;;
+  "pr create") echo 7 > "$GH_STATE/pr" ;;
+  "pr close") rm -f "$GH_STATE/pr" ;;
+esac
+exit 0
+"""
+
+
+def step_script(text: str, job: str, name: str) -> str:
+    step = next(s for s in load(text)["jobs"][job]["steps"] if s.get("name") == name)
+    script: str = step["run"]
+    return script
+
+
+def git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", *args], cwd=cwd, capture_output=True, text=True, check=True, env=git_env()
+    )
+    return done.stdout.strip()
+
+
+def git_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "KMSNAP_", "GITHUB_"))}
+    env.update(GIT_CONFIG_NOSYSTEM="1", GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.com",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.com")
+    return env
+
+
+@pytest.fixture
+def runner(tmp_path: Path) -> dict[str, str]:
+    """PATH with kmsnap, python (this interpreter) and the stand-in gh; a job's variables."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in {
+        "gh": GH_STUB,
+        "kmsnap": f'#!/bin/sh\nexec "{sys.executable}" -m kmsnap "$@"\n',
+        "python": f'#!/bin/sh\nexec "{sys.executable}" "$@"\n',
+    }.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    (tmp_path / "gh").mkdir()
+    (tmp_path / "runner").mkdir()
+    env = git_env()
+    env.update(
+        PATH=f"{bin_dir}{os.pathsep}{env['PATH']}",
+        HOME=str(tmp_path / "home"),
+        GH_LOG=str(tmp_path / "gh.log"),
+        GH_STATE=str(tmp_path / "gh"),
+        GH_TOKEN="not-a-token",
+        RUNNER_TEMP=str(tmp_path / "runner"),
+        GITHUB_STEP_SUMMARY=str(tmp_path / "summary.md"),
+    )
+    return env
+
+
+def run_script(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    # What GitHub runs a step's script with: bash --noprofile --norc -eo pipefail {0}.
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+
+
+def catalog(tmp_path: Path, which: int) -> Any:
+    from diff_sample import sample_pair
+
+    old, new = sample_pair()
+    if which < 2:
+        return (old, new)[which]
+    new.entities["event"]["ev-99"] = {"id": "ev-99", "product_id": "prod-1", "name": "Later"}
+    return new
+
+
+def test_snapshot_pr_pushes_only_when_the_branch_does_not_hold_it(
+    tmp_path: Path, runner: dict[str, str]
+) -> None:
+    from kmsnap.snapshot.store import save_snapshot
+
+    script = step_script(
+        workflows("pr")[SNAPSHOT_WORKFLOW], "snapshot", "Open or update the pull request"
+    )
+    env = {**runner, "BASE": "main", "BRANCH": "kmsnap/snapshot", "SNAPSHOT_DIR": "snapshots"}
+    remote = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True, env=env)
+    seed = tmp_path / "seed"
+    subprocess.run(["git", "clone", "-q", str(remote), str(seed)], check=True, env=env)
+    git(seed, "switch", "-q", "-c", "main")
+    save_snapshot(catalog(tmp_path, 0), seed / "snapshots")
+    git(seed, "add", "snapshots")
+    git(seed, "commit", "-q", "-m", "first snapshot")
+    git(seed, "push", "-q", "origin", "main")
+
+    def daily(run: int, which: int) -> tuple[str, str, str]:
+        """A fresh checkout of main, the pull writing catalog ``which``, then the step."""
+        clone = tmp_path / f"run{run}"
+        subprocess.run(["git", "clone", "-q", "-b", "main", str(remote), str(clone)],
+                       check=True, env=env)
+        save_snapshot(catalog(tmp_path, which), clone / "snapshots")
+        Path(env["GITHUB_STEP_SUMMARY"]).write_text("")
+        Path(env["GH_LOG"]).write_text("")
+        done = run_script(script, clone, env)
+        assert done.returncode == 0, done.stderr
+        branch = subprocess.run(
+            ["git", "--git-dir", str(remote), "rev-parse", "-q", "--verify", "kmsnap/snapshot"],
+            capture_output=True, text=True, check=False, env=env,
+        ).stdout.strip()
+        return branch, Path(env["GITHUB_STEP_SUMMARY"]).read_text(), Path(env["GH_LOG"]).read_text()
+
+    first, summary, calls = daily(1, 1)
+    assert first and "Pushed the new snapshot to kmsnap/snapshot." in summary
+    assert "pr create --head kmsnap/snapshot --base main" in calls
+    # The next day, the same catalog: the branch already holds it; no push, no edit.
+    second, summary, calls = daily(2, 1)
+    assert second == first
+    assert "The snapshot on kmsnap/snapshot is already up to date: nothing pushed." in summary
+    assert "pr edit" not in calls and "pr create" not in calls
+    # The catalog moved again: pushed, and the open pull request is updated.
+    third, summary, calls = daily(3, 2)
+    assert third != first and "Pushed the new snapshot" in summary
+    assert "pr edit 7 --title" in calls
+    # Back to what main holds: the pull request is closed, and the summary says why.
+    fourth, summary, calls = daily(4, 0)
+    assert "The catalog did not change." in summary and "pr close 7 --delete-branch" in calls
+
+
+def test_review_applies_the_base_configuration_and_calls_out_a_change_to_it(
+    tmp_path: Path, runner: dict[str, str]
+) -> None:
+    from kmsnap.snapshot.store import save_snapshot
+
+    script = step_script(
+        workflows("pr")[REVIEW_WORKFLOW], "diff",
+        "Diff the snapshot against the base branch, with the base branch's kmsnap.yaml",
+    )
+    repo = tmp_path / "repo"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True, env=runner)
+    save_snapshot(catalog(tmp_path, 0), repo / "snapshots")
+    (repo / "kmsnap.yaml").write_text("fail_on: any\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "base")
+    # The pull request: a new catalog, and a kmsnap.yaml that would hide product Web.
+    git(repo, "switch", "-q", "-c", "pr")
+    save_snapshot(catalog(tmp_path, 1), repo / "snapshots")
+    (repo / "kmsnap.yaml").write_text('fail_on: any\nexclude:\n  products: ["Web"]\n')
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "pr")
+    pr_sha = git(repo, "rev-parse", "HEAD")
+    git(repo, "switch", "-q", "main")  # the job's checkout is the base
+    env = {**runner, "GITHUB_SHA": pr_sha, "SNAPSHOT_DIR": "snapshots"}
+    done = run_script(script, repo, env)
+    assert done.returncode == 0, done.stderr
+    comment = (tmp_path / "runner" / "kmsnap-review" / "comment.md").read_text()
+    assert comment.startswith(
+        "<!-- kmsnap-review -->\n### kmsnap.yaml changes in this pull request (breaking)\n"
+    )
+    assert "`exclude.products` newly excludes `Web`" in comment
+    # The diff below it is the base configuration's: product Web's changes are all there.
+    base_view = subprocess.run(
+        [sys.executable, "-m", "kmsnap", "diff", "--format", "markdown", "--max-chars", "60000",
+         f"{git(repo, 'rev-parse', 'main')}:snapshots", f"{pr_sha}:snapshots"],
+        cwd=repo, capture_output=True, text=True, check=True, env=env,
+    ).stdout
+    assert "Web" in base_view and comment.endswith(base_view)
+    assert Path(env["GITHUB_STEP_SUMMARY"]).read_text() in comment

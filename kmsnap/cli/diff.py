@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kmsnap.cli._common import emit, stdout_color, warn
+from kmsnap.cli._common import emit, info, stdout_color, warn
 from kmsnap.cli.app import app
 from kmsnap.cli.environment import current
 from kmsnap.cli.pull import (
@@ -150,6 +150,16 @@ def diff(
         bool, typer.Option("--exit-code", help="Exit with 2 when the snapshots differ")
     ] = False,
     max_chars: MaxCharsOption = None,
+    config_file: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            metavar="PATH",
+            show_default=False,
+            help="Compare with the include, exclude and ignore_fields of this kmsnap.yaml "
+            "[default: the kmsnap.yaml found from the current directory]",
+        ),
+    ] = None,
 ) -> None:
     """Compare two snapshots: what was added, removed, changed, renamed or re-created.
 
@@ -171,7 +181,8 @@ def diff(
     fmt = _check_format(fmt)
     limit = _check_max_chars(max_chars, fmt)
     kinds = _check_kinds(kind)
-    rules = _rules(load_config(cwd=env.cwd))
+    config_path = env.path(Path(config_file)) if config_file is not None else None
+    rules = _rules(load_config(cwd=env.cwd, path=config_path))
     with _kind_option():
         cs = compare_sources(
             open_source(old, cwd=env.cwd),
@@ -294,6 +305,19 @@ def check(
     guard.check_live(result.snapshot)
     see_all = f"kmsnap check --snapshot {shlex.quote(str(snapshot_dir))} --format text"
     _output(cs, fmt, max_chars=limit, see_all=see_all)
-    if any(severity_at_least(change, settings.fail_on) for change in cs.changes):
+    drift = [change for change in cs.changes if severity_at_least(change, settings.fail_on)]
+    if drift:
+        # Every exit says why on stderr: this one, that the catalog drifted (not an error).
+        info(drift_line(drift, settings.fail_on, snapshot_dir))
         raise typer.Exit(int(ExitStatus.CHANGES))
+
+
+def drift_line(drift: Sequence[object], fail_on: str, snapshot_dir: Path) -> str:
+    """The line ``check`` prints on stderr when it exits 2: how much drift, at which level."""
+    breaking = sum(1 for change in drift if str(getattr(change, "severity", "")) == "breaking")
+    counted = f"{len(drift)} change{'' if len(drift) == 1 else 's'}"
+    if breaking and fail_on != "breaking":
+        counted += f" ({breaking} breaking)"
+    return (f"kmsnap: drift: {counted} at or above --fail-on {fail_on} between the live "
+            f"catalog and {snapshot_dir}; exit 2")
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,21 @@ def init(
         metavar="DIR",
         help="Where the snapshot lives (default: snapshot_dir from kmsnap.yaml, or snapshots).",
     ),
+    install: str | None = typer.Option(
+        None,
+        "--install",
+        metavar="SPEC",
+        help="How the workflows install kmsnap: any pip requirement (kmsnap==X, "
+        "'kmsnap @ git+https://...@TAG', or a path starting with ./); kept in kmsnap.yaml "
+        "(default: install from kmsnap.yaml, or this version of kmsnap from PyPI).",
+    ),
+    action: str | None = typer.Option(
+        None,
+        "--action",
+        metavar="OWNER/REPO@REF",
+        help="Install kmsnap in the workflows with kmsnap's own GitHub Action at this ref "
+        "instead of pip; kept in kmsnap.yaml.",
+    ),
     git_driver: bool = typer.Option(
         False,
         "--git-driver",
@@ -71,11 +88,15 @@ def init(
     # Before writing anything: a flag that cannot be honoured should leave no files behind.
     setup_git_driver = _git_driver() if git_driver else None
     # With --force, a re-run picks up the snapshot_dir and fail_on the user put in kmsnap.yaml.
+    config = load_config(cwd=directory)
     settings = resolve_settings(
-        load_config(cwd=directory),
+        config,
         {"fail_on": fail_on, "snapshot_dir": snapshot_dir},
         environ=env.environ,
     )
+    # So does how the workflows install kmsnap: a flag replaces it, else kmsnap.yaml keeps it.
+    if install is None and action is None:
+        install, action = config.values.get("install"), config.values.get("action")
     written = init_project(
         directory,
         force=force,
@@ -83,11 +104,21 @@ def init(
         fail_on=settings.fail_on,
         snapshot_dir=settings.snapshot_dir,
         keep_existing=git_driver,
+        install=install,
+        action=action,
     )
     notes: list[str] = []
     if setup_git_driver is not None:
         notes = [str(note) for note in setup_git_driver(directory, settings.snapshot_dir)]
-    _report(directory, written, direct, settings.fail_on, settings.snapshot_dir, notes)
+    _report(
+        directory,
+        written,
+        direct,
+        settings.fail_on,
+        settings.snapshot_dir,
+        notes,
+        _install_step(install, action),
+    )
     if not (directory / ".git").exists():
         warn(
             f"{shown} is not the root of a git repository: GitHub only runs workflows "
@@ -110,6 +141,7 @@ def _report(
     fail_on: str,
     snapshot_dir: str,
     notes: list[str],
+    install_step: str,
 ) -> None:
     from kmsnap.scaffold import DRIFT_WORKFLOW, REVIEW_WORKFLOW, SNAPSHOT_WORKFLOW
 
@@ -141,6 +173,7 @@ def _report(
             '"Allow GitHub Actions to create and approve pull requests".'
         )
     steps += [
+        install_step,
         f"Take the first snapshot: KISSMETRICS_TOKEN=... kmsnap pull --out {snapshot_dir}",
         f"Commit: git add kmsnap.yaml .github/workflows {snapshot_dir} && "
         'git commit -m "Track the Kissmetrics catalog with kmsnap" && git push',
@@ -148,6 +181,26 @@ def _report(
     _echo("\nNext:")
     for number, step in enumerate(steps, 1):
         _echo(f"  {number}. {step}")
+
+
+def _install_step(install: str | None, action: str | None) -> str:
+    """How the workflows will get kmsnap, and how to change it."""
+    from kmsnap.scaffold import default_install
+
+    if action is not None:
+        how = f"with the kmsnap action {action} (action: in kmsnap.yaml)"
+        pin = "" if re.search(r"@[0-9a-f]{40}$", action) else " A commit SHA after @ pins it."
+    elif install is not None:
+        how = f"with pip install {shlex.quote(install)} (install: in kmsnap.yaml)"
+        pin = ""
+    else:
+        how = f"with pip install {default_install()} from PyPI, this version"
+        pin = ""
+    return (
+        f"The workflows install kmsnap {how}.{pin} To change it: kmsnap init --force "
+        "--install SPEC (a pip requirement, e.g. 'kmsnap @ git+https://github.com/OWNER/"
+        "kmsnap@TAG') or --action OWNER/kmsnap@REF; kmsnap.yaml keeps it."
+    )
 
 
 def _echo(text: str) -> None:
