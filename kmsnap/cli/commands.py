@@ -1,6 +1,4 @@
 """Imports every command module so that each registers itself on ``app``."""
 
 # Each module owns one command (or two close ones) and registers with @app.command().
-import kmsnap.cli.lint  # noqa: F401  (catalog governance: lint and stale)
-import kmsnap.cli.stale  # noqa: F401
-from kmsnap.cli import compare, demo, diff, docs, export, init, log, pull, serve  # noqa: F401
+from kmsnap.cli import demo, diff, docs, export, init, log, pull, serve  # noqa: F401
