@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kmsnap.cli._common import emit, info, stdout_color, warn
+from kmsnap.cli._common import emit, stdout_color, warn
 from kmsnap.cli.app import app
 from kmsnap.cli.environment import current
 from kmsnap.cli.pull import (
@@ -305,19 +305,6 @@ def check(
     guard.check_live(result.snapshot)
     see_all = f"kmsnap check --snapshot {shlex.quote(str(snapshot_dir))} --format text"
     _output(cs, fmt, max_chars=limit, see_all=see_all)
-    drift = [change for change in cs.changes if severity_at_least(change, settings.fail_on)]
-    if drift:
-        # Every exit says why on stderr: this one, that the catalog drifted (not an error).
-        info(drift_line(drift, settings.fail_on, snapshot_dir))
+    if any(severity_at_least(change, settings.fail_on) for change in cs.changes):
         raise typer.Exit(int(ExitStatus.CHANGES))
-
-
-def drift_line(drift: Sequence[object], fail_on: str, snapshot_dir: Path) -> str:
-    """The line ``check`` prints on stderr when it exits 2: how much drift, at which level."""
-    breaking = sum(1 for change in drift if str(getattr(change, "severity", "")) == "breaking")
-    counted = f"{len(drift)} change{'' if len(drift) == 1 else 's'}"
-    if breaking and fail_on != "breaking":
-        counted += f" ({breaking} breaking)"
-    return (f"kmsnap: drift: {counted} at or above --fail-on {fail_on} between the live "
-            f"catalog and {snapshot_dir}; exit 2")
 
