@@ -1,4 +1,5 @@
 """Imports every command module so that each registers itself on ``app``."""
 
 # Each module owns one command (or two close ones) and registers with @app.command().
+import kmsnap.cli.probe  # noqa: F401  (kmsnap probe: the API's shapes, no values)
 from kmsnap.cli import demo, diff, docs, export, init, log, pull, serve  # noqa: F401
