@@ -75,6 +75,11 @@ def demo(
     seed: Annotated[
         int, typer.Option("--seed", metavar="S", help="Seed of the generated catalog")
     ] = 0,
+    source: Annotated[
+        str, typer.Option("--source", metavar="core|v3",
+                          help="The API the emulator speaks: core, or v3 (the REST API v3: "
+                               "no metrics, no property types, so no such edits)")
+    ] = "core",
 ) -> None:
     """Run the whole job on the bundled emulator: no account, no network, a few seconds.
 
@@ -96,7 +101,8 @@ def demo(
     where = out.env.path(directory) if directory is not None else None
     out.write(out.paint(_BOLD, "kmsnap demo: a Kissmetrics catalog under version control, "
                                "on the bundled emulator (no account, no network)"))
-    result = run_demo(DemoOptions(directory=where, size=size, seed=seed), out.step)
+    result = run_demo(DemoOptions(directory=where, size=size, seed=seed, source=source),
+                      out.step)
 
     out.heading("Your turn")
     out.write(f"The demo repository is in {result.repo} (took {result.elapsed:.1f} s):")
@@ -106,7 +112,12 @@ def demo(
         out.write(f"    less {result.markdown_path.name}       # the pull-request comment")
     out.write("")
     out.write("Now with your own catalog, in your repository:")
-    out.write("    export KISSMETRICS_TOKEN=...   # Account settings > Manage API Tokens")
+    if source == "v3":
+        out.write("    export KISSMETRICS_USERNAME=... KISSMETRICS_PASSWORD=...  # or "
+                  "KISSMETRICS_API_KEY")
+        out.write("    echo 'source: v3' >> kmsnap.yaml   # after kmsnap init")
+    else:
+        out.write("    export KISSMETRICS_TOKEN=...   # Account settings > Manage API Tokens")
     out.write("    kmsnap init                    # kmsnap.yaml and the CI workflows")
     out.write("    kmsnap pull                    # writes snapshots/")
     out.write("    git add snapshots kmsnap.yaml .github && git commit -m \"Catalog snapshot\"")

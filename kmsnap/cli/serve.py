@@ -1,4 +1,5 @@
-"""The `kmsnap serve` command: run the bundled Kissmetrics Core API emulator until Ctrl-C."""
+"""The `kmsnap serve` command: run the bundled Kissmetrics API emulator (Core, or the REST API
+v3 with --source v3) until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -51,16 +52,40 @@ def serve(
     max_page_size: Annotated[
         int, typer.Option(metavar="N", help="Largest page the server returns.")
     ] = 100,
+    source: Annotated[
+        str, typer.Option("--source", metavar="core|v3",
+                          help="The API to speak: core, or v3 (the REST API v3, Basic auth "
+                               "demo@example.com:demo-password or the API key demo-api-key)")
+    ] = "core",
+    rate_per_minute: Annotated[
+        int, typer.Option(metavar="N", help="v3: answer over N requests a minute with the "
+                                            "--over-limit refusal; 0: no limit")
+    ] = 15,
+    over_limit: Annotated[
+        str, typer.Option(metavar="FORM", help="v3: the refusal over the limit: "
+                                               "429-retry-after, 429, 503 or 503-retry-after")
+    ] = "429-retry-after",
+    envelope: Annotated[
+        str, typer.Option(metavar="KEYS", help="v3: where records go: data, resource, events "
+                                               "or published")
+    ] = "data",
+    max_limit: Annotated[
+        int, typer.Option(metavar="N", help="v3: serve at most N records a page whatever "
+                                            "limit asks (a silent cap); 0: no cap")
+    ] = 0,
 ) -> None:
-    """Run the bundled Kissmetrics Core API emulator, to try kmsnap without an account.
+    """Run the bundled Kissmetrics API emulator, to try kmsnap without an account.
 
     Serves a generated demo catalog (or a snapshot directory with --catalog) on
-    loopback, prints the base URL on its first line, and runs until Ctrl-C.
-    Example, with a pull from a second shell:
+    loopback, prints the base URL on its first line, and runs until Ctrl-C. With
+    --source v3 it speaks the REST API v3 (integer ids, Basic auth, 15 requests a
+    minute). Example, with a pull from a second shell:
 
     \b
         kmsnap serve --size 5000 --latency-ms 20
         KISSMETRICS_TOKEN=demo-token kmsnap pull --api http://127.0.0.1:8765/core
+        kmsnap serve --source v3     # then, in another shell:
+        KISSMETRICS_API_KEY=demo-api-key kmsnap pull --api http://127.0.0.1:8765/v3
     """
     from kmsnap.emulator import Catalog, Emulator
 
@@ -68,6 +93,10 @@ def serve(
         raise UsageError(f"--fault-rate must be between 0 and 1, got {fault_rate}")
     if max_page_size < 1:
         raise UsageError(f"--max-page-size must be at least 1, got {max_page_size}")
+    if source not in ("core", "v3"):
+        raise UsageError(f"--source must be core or v3, got {source!r}")
+    if rate_per_minute < 0 or max_limit < 0:
+        raise UsageError("--rate-per-minute and --max-limit must be 0 or more")
     env = current()
     served: Catalog | None = None
     if catalog is not None:
@@ -77,17 +106,32 @@ def serve(
         if not where.is_dir():
             raise UsageError(f"--catalog {catalog}: not a snapshot directory")
         served = Catalog.from_snapshot(load_snapshot(where, with_stats=True))
-    emulator = Emulator(
-        served,
-        size=size,
-        seed=seed,
-        token=token,
-        host=host,
-        port=port,
-        max_page_size=max_page_size,
-        latency_ms=latency_ms,
-        fault_rate=fault_rate,
-    )
+    emulator: Emulator
+    if source == "v3":
+        from kmsnap.emulator.v3 import API_KEY, PASSWORD, USERNAME, EmulatorV3
+
+        try:
+            emulator = EmulatorV3(
+                served, size=size, seed=seed, host=host, port=port, latency_ms=latency_ms,
+                fault_rate=fault_rate, rate_per_minute=rate_per_minute or None,
+                over_limit=over_limit, envelope=envelope, max_limit=max_limit or None,
+            )
+        except ValueError as exc:
+            raise UsageError(f"kmsnap serve --source v3: {exc}") from None
+        auth = f"HTTP Basic {USERNAME}:{PASSWORD}, or the API key {API_KEY}"
+    else:
+        emulator = Emulator(
+            served,
+            size=size,
+            seed=seed,
+            token=token,
+            host=host,
+            port=port,
+            max_page_size=max_page_size,
+            latency_ms=latency_ms,
+            fault_rate=fault_rate,
+        )
+        auth = f"'Authorization: Bearer {token}'"
     try:
         emulator.start()
     except OSError as exc:
@@ -103,7 +147,7 @@ def serve(
         env.write(emulator.base_url + "\n")  # flushed: a script waits for this line
         info(
             f"kmsnap: serving {emulator.catalog.size()} entities; "
-            f"send 'Authorization: Bearer {token}'; Ctrl-C stops"
+            f"send {auth}; Ctrl-C stops"
         )
         while not stopped.wait(0.5):
             pass

@@ -22,6 +22,7 @@ from kmsnap.git.runner import run_git
 from kmsnap.model import KINDS, Record, rel_for_kind
 from kmsnap.render.changes import render_markdown
 from kmsnap.sources.core.crawler import PullOptions, PullResult
+from kmsnap.sources.v3 import Credentials, V3PullOptions
 
 __all__ = [
     "DEMO_AUTHOR",
@@ -65,6 +66,7 @@ class DemoOptions:
     directory: Path | None = None
     size: int = 500
     seed: int = 0
+    source: str = "core"  # "v3": the REST API v3 emulator (no metrics, no property types)
 
 
 @dataclass(frozen=True)
@@ -155,8 +157,14 @@ def _prepare_dir(directory: Path | None) -> Path:
 # -------------------------------------------------------------------------- pulling
 
 
-def _pull(api: str) -> PullResult:
-    """Exactly the library call ``kmsnap pull`` makes (without a config file's filters)."""
+def _pull(api: str, source: str = "core") -> PullResult:
+    """Exactly the library call ``kmsnap pull`` makes (without a config file's filters);
+    v3 unpaced: the demo's emulator has no rate limit."""
+    if source == "v3":
+        from kmsnap.emulator.v3 import PASSWORD, USERNAME
+
+        login = Credentials(USERNAME, PASSWORD, origin="the demo")
+        return pull_selected(V3PullOptions(credentials=login, api=api, per_minute=None))
     return pull_selected(PullOptions(api=api, token=DEMO_TOKEN))
 
 
@@ -188,8 +196,8 @@ class _Targets:
     recreated: Record
     removed: Record  # removed from the live catalog after the second commit: drift
     hidden: Record
-    retyped: Record
-    metric: Record
+    retyped: Record | None  # None on v3: no property types there
+    metric: Record | None  # None on v3: no metrics there
 
 
 def _plain(record: Record, field_name: str = "name") -> bool:
@@ -198,8 +206,9 @@ def _plain(record: Record, field_name: str = "name") -> bool:
             and name not in AWKWARD_NAMES)
 
 
-def _pick_targets(catalog: Catalog) -> _Targets:
-    """Entities with plain names in one product, so the diff reads like real product work."""
+def _pick_targets(catalog: Catalog, source: str = "core") -> _Targets:
+    """Entities with plain names in one product, so the diff reads like real product work
+    (on v3, which has neither, no retyped property and no metric)."""
     records = catalog.records
     for product in records["product"].values():
         pid = product["id"]
@@ -213,6 +222,8 @@ def _pick_targets(catalog: Catalog) -> _Targets:
         metrics = [r for r in records["metric"].values()
                    if r.get("product_id") == pid and r.get("unit_type") == "numeric"
                    and _plain(r, "title")]
+        if source == "v3" and len(plain) >= 3 and hidden:
+            return _Targets(product, plain[0], plain[1], plain[2], hidden[0], None, None)
         if len(plain) >= 3 and hidden and retyped and metrics:
             return _Targets(product, plain[0], plain[1], plain[2], hidden[0], retyped[0],
                             metrics[0])
@@ -223,7 +234,8 @@ def _quoted(record: Record, field_name: str = "name") -> str:
     return f'"{record.get(field_name)}"'
 
 
-def _week_of_work(catalog: Catalog, targets: _Targets, seed: int) -> list[str]:
+def _week_of_work(catalog: Catalog, targets: _Targets, seed: int,
+                  visibility: str = "is_visible") -> list[str]:
     """Change the live catalog as a week of product work would; say what changed."""
     pid = targets.product["id"]
     edits = []
@@ -245,12 +257,14 @@ def _week_of_work(catalog: Catalog, targets: _Targets, seed: int) -> list[str]:
     edits.append(f"re-created event {_quoted(targets.recreated)}: deleted, then created "
                  f"again under a new id ({new_id[:8]}…)")
     catalog.set_field("property", targets.hidden["id"], "is_visible", False)
-    edits.append(f"hid property {_quoted(targets.hidden)} (is_visible: true → false)")
-    catalog.set_field("property", targets.retyped["id"], "type", "number")
-    edits.append(f"changed property {_quoted(targets.retyped)}'s type: text → number")
-    catalog.set_field("metric", targets.metric["id"], "unit_type", "percent")
-    edits.append(f"changed metric {_quoted(targets.metric, 'title')}'s unit_type: "
-                 "numeric → percent")
+    edits.append(f"hid property {_quoted(targets.hidden)} ({visibility}: true → false)")
+    if targets.retyped is not None:
+        catalog.set_field("property", targets.retyped["id"], "type", "number")
+        edits.append(f"changed property {_quoted(targets.retyped)}'s type: text → number")
+    if targets.metric is not None:
+        catalog.set_field("metric", targets.metric["id"], "unit_type", "percent")
+        edits.append(f"changed metric {_quoted(targets.metric, 'title')}'s unit_type: "
+                     "numeric → percent")
     moved = catalog.touch_usage(seed=seed + 1)
     edits.append(f"traffic moved the usage counters of {moved} events and properties "
                  "(kept out of the snapshot: no change to review)")
@@ -270,10 +284,19 @@ def run_demo(options: DemoOptions, report: Report | None = None) -> DemoResult:
     if options.size < MIN_SIZE:
         raise UsageError(f"--size must be at least {MIN_SIZE}, got {options.size}")
     started = time.perf_counter()
+    if options.source not in ("core", "v3"):
+        raise UsageError(f"--source must be core or v3, not {options.source!r}")
     catalog = generate_catalog(size=options.size, seed=options.seed)
-    targets = _pick_targets(catalog)  # before creating anything: a bad size leaves no trace
+    # before creating anything: a bad size leaves no trace
+    targets = _pick_targets(catalog, options.source)
     repo = _prepare_dir(options.directory)
-    emulator = Emulator(catalog, token=DEMO_TOKEN, seed=options.seed)
+    emulator: Emulator
+    if options.source == "v3":
+        from kmsnap.emulator.v3 import EmulatorV3
+
+        emulator = EmulatorV3(catalog, seed=options.seed, rate_per_minute=None)
+    else:
+        emulator = Emulator(catalog, token=DEMO_TOKEN, seed=options.seed)
     emulator.start()
     try:
         result = DemoResult(repo=repo, snapshot_dir=repo / SNAPSHOT_DIR, api=emulator.base_url,
@@ -284,9 +307,10 @@ def run_demo(options: DemoOptions, report: Report | None = None) -> DemoResult:
             if report is not None:
                 report(step)
 
+        api = "REST API v3" if options.source == "v3" else "Core API"
         emit(DemoStep("emulator", "Start the Kissmetrics API emulator", (
             f"serving a generated catalog of {catalog.size()} entities at {emulator.base_url}",
-            "(a real Core API on a loopback port: the same HTTP the real one speaks)",
+            f"(a real {api} on a loopback port: the same HTTP the real one speaks)",
         )))
         _run(options, emulator, targets, result, emit)
         result.elapsed = time.perf_counter() - started
@@ -302,7 +326,8 @@ def _run(options: DemoOptions, emulator: Emulator, targets: _Targets, result: De
 
     repo, snapshots = result.repo, result.snapshot_dir
     _git(repo, "init", "--quiet")
-    first = _pull(emulator.base_url)
+    source = options.source
+    first = _pull(emulator.base_url, source)
     _save(first, snapshots)
     result.commits.append(_commit(repo, "Catalog snapshot"))
     emit(DemoStep("first-pull", "Pull the catalog and commit it", (
@@ -312,11 +337,12 @@ def _run(options: DemoOptions, emulator: Emulator, targets: _Targets, result: De
         f"commit {result.commits[-1]}  Catalog snapshot",
     )))
 
-    result.edits = _week_of_work(emulator.catalog, targets, options.seed)
+    result.edits = _week_of_work(emulator.catalog, targets, options.seed,
+                                 "visible" if source == "v3" else "is_visible")
     emit(DemoStep("edits", "A week of product work (in the live catalog)",
                   tuple(f"- {edit}" for edit in result.edits)))
 
-    second = _pull(emulator.base_url)
+    second = _pull(emulator.base_url, source)
     _save(second, snapshots)
     message = "Catalog snapshot after a week of product work"
     result.commits.append(_commit(repo, message))
@@ -342,7 +368,7 @@ def _run(options: DemoOptions, emulator: Emulator, targets: _Targets, result: De
     ), markdown=result.markdown, after=(f"the whole comment: {result.markdown_path}",)))
 
     removed = emulator.catalog.remove("event", targets.removed["id"])
-    live = _pull(emulator.base_url)
+    live = _pull(emulator.base_url, source)
     # As kmsnap check does: the live catalog compared in memory through the store's files.
     drift = compare_live(DirectorySource(snapshots, label=SNAPSHOT_DIR), live.snapshot)
     result.drift = drift
