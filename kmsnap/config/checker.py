@@ -12,12 +12,13 @@ from kmsnap.config.model import Config, IgnoredField, display_path
 from kmsnap.config.values import DEFAULTS, SETTINGS, check_setting
 from kmsnap.config.workflow import WORKFLOW_KEYS, check_workflow_setting
 from kmsnap.errors import ConfigError
+from kmsnap.lint.config import parse_lint, parse_stale
 from kmsnap.model import KINDS
 from kmsnap.snapshot.selection import Selector
 
 CONFIG_NAME = "kmsnap.yaml"
 # How the generated workflows install kmsnap (kmsnap.config.workflow; kmsnap init reads them).
-KEYS = (*SETTINGS, "include", "exclude", "ignore_fields", *WORKFLOW_KEYS)
+KEYS = (*SETTINGS, "include", "exclude", "ignore_fields", *WORKFLOW_KEYS, "lint", "stale")
 SELECTOR_KEYS = ("accounts", "products")
 TOKEN_HINT = (
     "the token is never read from the config file: set KISSMETRICS_TOKEN or pass --token-file PATH"
@@ -84,6 +85,8 @@ class Checker:
             include=self.selector(top.get("include"), "include"),
             exclude=self.selector(top.get("exclude"), "exclude"),
             ignore_fields=self.ignored(top.get("ignore_fields")),
+            lint=parse_lint(top.get("lint"), self),
+            stale=parse_stale(top.get("stale"), self),
             lines={kp[0]: line for kp, line in self.lines.items() if len(kp) == 1},
         )
 

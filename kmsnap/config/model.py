@@ -11,6 +11,7 @@ from typing import Any
 
 from kmsnap.config.values import DEFAULTS, ENV_VARS, SETTINGS, parse_env, check_setting
 from kmsnap.errors import ConfigError, UsageError
+from kmsnap.lint.config import LintConfig, StaleConfig
 from kmsnap.snapshot.selection import Selector
 
 
