@@ -62,6 +62,10 @@ def probe(
     name = "v3" if isinstance(options, V3PullOptions) else "core"
     emit(render_probes(probes, source=name))
     failed = [p for p in probes if not p.ok]
+    if any(p.status == 401 for p in failed):
+        check = ("KISSMETRICS_USERNAME and KISSMETRICS_PASSWORD, or KISSMETRICS_API_KEY, or "
+                 "--credentials-file" if name == "v3" else "KISSMETRICS_TOKEN or --token-file")
+        raise ApiError(f"{options.api}: HTTP 401: the credentials were refused; check {check}")
     if failed:
         raise ApiError(f"{len(failed)} of {len(probes)} endpoints failed at {options.api} "
                        "(see the lines above)")
