@@ -298,19 +298,23 @@ def actionlint(files: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
     return result
 
 
+REPO_WORKFLOWS = ("ci.yml", "release.yml")
+
+
 @pytest.fixture(scope="module")
 def lint_results() -> dict[str, list[dict[str, Any]]]:
     files = {
         f"{variant}/{rel}": text for variant in VARIANTS for rel, text in workflows(variant).items()
     }
-    files["repo/.github/workflows/ci.yml"] = (REPO / ".github/workflows/ci.yml").read_text()
+    for name in REPO_WORKFLOWS:
+        files[f"repo/.github/workflows/{name}"] = (REPO / ".github/workflows" / name).read_text()
     return actionlint(files)
 
 
 @pytest.mark.parametrize(
     "name",
     [f"{v}/{rel}" for v in sorted(VARIANTS) for rel in WORKFLOWS]
-    + ["repo/.github/workflows/ci.yml"],
+    + [f"repo/.github/workflows/{name}" for name in REPO_WORKFLOWS],
 )
 def test_actionlint_accepts(lint_results: dict[str, list[dict[str, Any]]], name: str) -> None:
     assert lint_results[name] == []
