@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from kmsnap.diff.engine import ChangeSet, diff_snapshots, normalize_kinds
 from kmsnap.errors import UsageError
 from kmsnap.model import KINDS, Snapshot, kind_for_rel
-from kmsnap.snapshot.selection import Selecting, filter_snapshot, is_everything
+from kmsnap.snapshot.selection import Selecting, filter_snapshot, is_everything, selection_key
 
 if TYPE_CHECKING:
     import requests
@@ -141,7 +141,13 @@ def compare_snapshots(
         for kind, reasons in rules.reasons.items()
         if wanted is None or kind_for_rel(kind) in wanted
     }
-    return replace(cs, ignored=ignored)
+    selected = {
+        f"{side}.{sub}": names
+        for side, subs in selection_key(rules.select).items()
+        for sub, names in subs.items()
+        if names
+    } if rules.select is not None else {}
+    return replace(cs, ignored=ignored, selected=selected)
 
 
 def compare_sources(

@@ -106,3 +106,22 @@ def test_main_reads_configs_and_snapshots(
     args[2] = str(tmp_path / "missing")
     assert main(args) == 1
     assert "missing" in capsys.readouterr().err
+
+
+def test_every_report_says_what_include_and_exclude_left_out(tmp_path: Path) -> None:
+    from kmsnap.render.changes import render_text
+    from kmsnap.render.markdown import render_markdown
+
+    old, new = sample_pair()
+    rules = Rules.from_config(
+        config(tmp_path, "k.yaml", 'include:\n  accounts: ["Acme"]\nexclude:\n  products: [Web]\n')
+    )
+    cs = compare_snapshots(old, new, rules=rules)
+    assert cs.selected == {"include.accounts": ["Acme"], "exclude.products": ["Web"]}
+    text = render_text(cs)
+    assert 'Selected by kmsnap.yaml: exclude.products: "Web"\n' in text
+    assert 'Selected by kmsnap.yaml: include.accounts: "Acme"\n' in text
+    markdown = render_markdown(cs)
+    assert "Selected by kmsnap.yaml (the rest is not compared):" in markdown
+    assert '- <sub>exclude\\.products\\: "Web"</sub>' in markdown
+    assert compare_snapshots(old, new).selected == {}  # nothing said when nothing is left out

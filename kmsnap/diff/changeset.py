@@ -69,6 +69,9 @@ class ChangeSet:
     # kind -> field -> reason: what kmsnap.yaml's ignore_fields left out of the comparison,
     # for reports to say (not part of the JSON schema).
     ignored: dict[str, dict[str, str]] = field(default_factory=dict)
+    # "include.accounts" / "exclude.products" ... -> names or ids: what kmsnap.yaml's
+    # include/exclude kept or left out, for reports to say (not part of the JSON schema).
+    selected: dict[str, list[str]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, int]:
         """How many changes of each type, in the fixed order of ``CHANGE_TYPES``."""

@@ -284,6 +284,16 @@ def summary_line(cs: ChangeSet) -> str:
 
 
 IGNORED_HEADING = "Ignored by kmsnap.yaml"
+SELECTED_HEADING = "Selected by kmsnap.yaml"
+
+
+def selected_lines(cs: ChangeSet) -> list[str]:
+    """``exclude.products: "Web App", "Legacy"`` for each include/exclude list that shaped the
+    comparison (what it left out is not compared), names escaped and shortened."""
+    return [
+        f"{key}: " + ", ".join(short_quote(name) for name in names)
+        for key, names in sorted(cs.selected.items())
+    ]
 
 
 def ignored_fields(cs: ChangeSet) -> list[tuple[str, str]]:

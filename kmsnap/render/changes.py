@@ -15,6 +15,7 @@ from kmsnap.render.base import (
     CHANGE_MARKS,
     CHANGE_WORDS,
     IGNORED_HEADING,
+    SELECTED_HEADING,
     change_head,
     escape,
     field_lines,
@@ -22,6 +23,7 @@ from kmsnap.render.base import (
     iter_groups,
     new_name,
     old_name,
+    selected_lines,
     short_escape,
     short_quote,
     show_kind,
@@ -83,6 +85,8 @@ def render_text(cs: ChangeSet, *, color: bool = False) -> str:
     lines.append(paint("heading", summary_line(cs)))
     for path, reason in ignored_fields(cs):
         lines.append(paint("dim", f"{IGNORED_HEADING}: {path} — {reason}"))
+    for line in selected_lines(cs):
+        lines.append(paint("dim", f"{SELECTED_HEADING}: {line}"))
     return "\n".join(lines) + "\n"
 
 

@@ -19,6 +19,7 @@ from kmsnap.render.base import (
     ABSENT_TEXT,
     CHANGE_WORDS,
     IGNORED_HEADING,
+    SELECTED_HEADING,
     escape,
     ignored_fields,
     iter_groups,
@@ -26,6 +27,7 @@ from kmsnap.render.base import (
     old_name,
     plural,
     rename_path,
+    selected_lines,
     severity_counts,
     short_escape,
     short_quote,
@@ -204,10 +206,16 @@ def render_markdown(
 def _ignored(cs: ChangeSet) -> str:
     """The fields ``kmsnap.yaml`` leaves out of the comparison, each with its reason."""
     fields = ignored_fields(cs)
-    if not fields:
+    selected = selected_lines(cs)
+    if not fields and not selected:
         return ""
-    lines = [f"\n<sub>{IGNORED_HEADING} (not compared):</sub>\n"]
-    lines += [f"- <sub>{md_escape(path)} — {md_escape(reason)}</sub>" for path, reason in fields]
+    lines = []
+    if fields:
+        lines += [f"\n<sub>{IGNORED_HEADING} (not compared):</sub>\n"]
+        lines += [f"- <sub>{md_escape(p)} — {md_escape(reason)}</sub>" for p, reason in fields]
+    if selected:
+        lines += [f"\n<sub>{SELECTED_HEADING} (the rest is not compared):</sub>\n"]
+        lines += [f"- <sub>{md_escape(line)}</sub>" for line in selected]
     return "\n".join(lines) + "\n\n"
 
 
