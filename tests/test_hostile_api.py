@@ -370,7 +370,7 @@ def test_the_token_in_a_redirect_or_a_body_is_scrubbed() -> None:
         with pytest.raises(ApiError) as info:
             client.fetch_json(base_url + "/page")
         assert_clean(str(info.value))
-        assert "not JSON" in str(info.value)
+        assert "answered HTML, not the API's JSON" in str(info.value)
 
 
 def test_scrub() -> None:

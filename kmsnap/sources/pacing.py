@@ -12,11 +12,12 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Protocol
 
 from urllib3.connectionpool import ConnectionPool
-from urllib3.exceptions import MaxRetryError
+from urllib3.exceptions import MaxRetryError, NewConnectionError
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 from urllib3.util.timeout import Timeout
@@ -31,6 +32,30 @@ WINDOW_GUARD = 2.0  # seconds added to our window: latency and clock skew agains
 WINDOW_HINT = 10.0  # a Retry-After this long says "a window": learn a budget, do not halve
 # urllib3 retries these in the worker that got them; 429 is left to the shared pacer.
 RETRY_STATUSES = frozenset(range(500, 600)) - {501, 505}
+WAIT_NOTICE = 1.0  # seconds: a wait at least this long is told to ``on_wait`` (a person sees it)
+SLOW_DOWN = "the API asked to slow down"
+BUDGET = "keeping to the request rate allowed"
+RETRYING = "retrying after a failed request"
+
+# A hook told of every wait that holds the crawl: (seconds, reason), from any thread.
+WaitHook = Callable[[float, str], None]
+
+
+def refused(error: BaseException | None) -> bool:
+    """True for a connection refused: nothing listens there, so retrying would not help."""
+    seen = 0
+    while error is not None and seen < 8:
+        if isinstance(error, ConnectionRefusedError):
+            return True
+        if isinstance(error, NewConnectionError) and "refused" in str(error).lower():
+            return True
+        inner = error.args[0] if error.args else None
+        if isinstance(inner, BaseException) and inner is not error:  # requests' wrapping
+            error = inner
+        else:
+            error = getattr(error, "reason", None) or error.__cause__ or error.__context__
+        seen += 1
+    return False
 
 
 class Clock(Protocol):
@@ -170,6 +195,7 @@ class ClockedRetry(Retry):
         deadline: Deadline | None = None,
         max_retry_after: float = RETRY_AFTER_CAP,
         leave: frozenset[int] = frozenset(),
+        on_wait: WaitHook | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -177,6 +203,7 @@ class ClockedRetry(Retry):
         self.deadline = deadline if deadline is not None else Deadline(clock, None)
         self.max_retry_after = max_retry_after
         self.leave = leave
+        self.on_wait = on_wait
 
     def new(self, **kw: Any) -> ClockedRetry:
         retry = super().new(**kw)
@@ -184,6 +211,7 @@ class ClockedRetry(Retry):
         retry.deadline = self.deadline
         retry.max_retry_after = self.max_retry_after
         retry.leave = self.leave
+        retry.on_wait = self.on_wait
         return retry
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
@@ -200,6 +228,10 @@ class ClockedRetry(Retry):
         _pool: ConnectionPool | None = None,
         _stacktrace: TracebackType | None = None,
     ) -> ClockedRetry:
+        if error is not None and refused(error):
+            # Nothing listens at that port (a wrong --api, a server not started): retrying
+            # for 9-13 s would only hide that; hand it back for a one-line error at once.
+            raise MaxRetryError(_pool, url or "", error)  # type: ignore[arg-type]
         if response is not None and self.respect_retry_after_header:
             asked = retry_after_seconds(response.headers.get("Retry-After"), self.clock)
             if asked is not None and asked > self.max_retry_after:
@@ -224,7 +256,11 @@ class ClockedRetry(Retry):
             )
         if delay is None:
             delay = self.get_backoff_time()
-        self.deadline.sleep(min(delay, self.max_retry_after))
+        delay = min(delay, self.max_retry_after)
+        if self.on_wait is not None and delay >= WAIT_NOTICE:
+            self.on_wait(delay, SLOW_DOWN if response is not None and response.headers.get(
+                "Retry-After") else RETRYING)
+        self.deadline.sleep(delay)
 
 
 def make_retry(
@@ -233,8 +269,10 @@ def make_retry(
     deadline: Deadline | None = None,
     max_retry_after: float = RETRY_AFTER_CAP,
     leave: frozenset[int] = frozenset(),
+    on_wait: WaitHook | None = None,
 ) -> ClockedRetry:
-    """The retry policy for one request: connection errors, read timeouts and 5xx, GET only.
+    """The retry policy for one request: connection errors, read timeouts and 5xx, GET only;
+    a refused connection is not retried (nothing listens there).
 
     Only keyword arguments urllib3 2.0 already has (no ``retry_after_max``: ``sleep`` and
     ``increment`` above apply the cap themselves).
@@ -258,6 +296,7 @@ def make_retry(
         deadline=deadline,
         max_retry_after=max_retry_after,
         leave=leave,
+        on_wait=on_wait,
     )
 
 
@@ -327,6 +366,8 @@ class Pacer:
         self.throttles = 0
         self.paused_for = 0.0  # total pause ordered by refusals, in seconds
         self.cancelled = False
+        self.on_wait: WaitHook | None = None  # told of pauses and budget waits a person sees
+        self._told = float("-inf")  # the end of the last wait told to on_wait
 
     @property
     def budget(self) -> int | None:
@@ -363,8 +404,16 @@ class Pacer:
                     if self.budget is not None:
                         self._window.append(now)
                     return now
+                self._tell(now, wait)
             self._deadline.sleep(wait)
         raise RuntimeError("pacer: gave up waiting for a turn")
+
+    def _tell(self, now: float, wait: float) -> None:
+        """Tell ``on_wait`` of a wait a person would notice, once per wait (lock held)."""
+        if self.on_wait is None or wait < WAIT_NOTICE or now + wait <= self._told + 0.5:
+            return
+        self._told = now + wait
+        self.on_wait(wait, SLOW_DOWN if self._resume_at > now else BUDGET)
 
     def _budget_wait(self, now: float) -> float:
         """Seconds until the budget allows one more start (lock held)."""

@@ -39,15 +39,19 @@ from kmsnap.errors import (
 )
 from kmsnap.sources.pacing import (
     RETRY_AFTER_CAP,
+    RETRYING,
+    WAIT_NOTICE,
     Clock,
     Deadline,
     DeadlinePassed,
     DeadlineTimeout,
     Pacer,
     SystemClock,
+    WaitHook,
     backoff_delay,
     make_retry,
     parse_retry_after,
+    refused,
     retry_after_seconds,
 )
 
@@ -321,9 +325,31 @@ def _describe(exc: requests.RequestException) -> str:
     return f"{type(reason).__name__}: {text}" if text else type(reason).__name__
 
 
+def _looks_html(response: requests.Response, content: bytes) -> bool:
+    """An HTML page (a login portal, a web server's default page): not the API, never JSON."""
+    kind = (response.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+    return kind in ("text/html", "application/xhtml+xml") or content.lstrip()[:1] == b"<"
+
+
 def _urllib3_gave_up(exc: requests.RequestException) -> bool:
     """True when urllib3's Retry already retried this failure until it ran out."""
     return bool(exc.args) and isinstance(exc.args[0], MaxRetryError)
+
+def _ca_bundle(origin: Origin) -> bool | str:
+    """``verify`` for requests: the CA bundle the environment names, else the default ones.
+
+    A bundle that does not exist would fail every https request inside requests as an
+    OSError (an "internal error"): refused here in one line instead."""
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        bundle = os.environ.get(name)
+        if not bundle:
+            continue
+        if origin.scheme == "https" and not os.path.exists(bundle):
+            raise ApiError(f"{name} names {bundle}, which does not exist: point it at a CA "
+                           f"bundle file or unset it to reach {origin}")
+        return bundle
+    return True
+
 
 class Transport:
     """GETs JSON from one API origin with credentials, retries and shared pacing, within bounds.
@@ -380,8 +406,9 @@ class Transport:
         self._proxies: dict[str, str] = (
             {} if is_loopback(self.origin.host) else dict(get_environ_proxies(base_url))
         )
-        ca_bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        self._verify: bool | str = ca_bundle or True
+        self._verify: bool | str = _ca_bundle(self.origin)
+        self.on_wait: WaitHook | None = None  # told of retry backoffs and pauses (progress)
+        self.pacer.on_wait = self._tell_wait
 
     def _configure(self, session: requests.Session, concurrency: int) -> None:
         # requests lets a ~/.netrc entry replace the Authorization header, and reads it (and
@@ -399,13 +426,24 @@ class Transport:
                     pool_maxsize=max(concurrency, 10),
                     max_retries=make_retry(
                         self._clock, deadline=self.deadline, max_retry_after=self.max_retry_after,
-                        leave=self.throttle_statuses,
+                        leave=self.throttle_statuses, on_wait=self._tell_wait,
                     ),
                 )
                 session.mount(prefix, adapter)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(origin={str(self.origin)!r}, credentials=<hidden>)"
+
+    def _tell_wait(self, seconds: float, reason: str) -> None:
+        hook = self.on_wait
+        if hook is not None:
+            hook(seconds, reason)
+
+    def _backoff(self, attempt: int) -> None:
+        delay = backoff_delay(attempt)
+        if delay >= WAIT_NOTICE:
+            self._tell_wait(delay, RETRYING)
+        self.deadline.sleep(delay)
 
     # -- what a subclass says about its credentials ----------------------------------------
 
@@ -489,12 +527,17 @@ class Transport:
                 requests.exceptions.ReadTimeout,
             ) as exc:
                 self.deadline.check()
+                if refused(exc):
+                    raise ApiError(
+                        f"GET {self._url(url)} failed: nothing listens at {self.origin} "
+                        "(connection refused); check --api / KMSNAP_API", url=url
+                    ) from None
                 if _urllib3_gave_up(exc) or broken >= MAX_BROKEN:
                     raise ApiError(
                         f"GET {self._url(url)} failed: {self._scrub(_describe(exc))}", url=url
                     ) from None
                 broken += 1
-                self.deadline.sleep(backoff_delay(broken))
+                self._backoff(broken)
                 continue
             except _HEADER_FAILURES:
                 # Their text holds the header value: not chained, so no traceback shows it.
@@ -533,6 +576,12 @@ class Transport:
                     url=final_url,
                     status=status,
                 )
+            if _looks_html(response, content):
+                # A portal or a web server's page: the same page again on every retry.
+                raise ApiError(
+                    f"GET {self._url(final_url)}: HTTP {status} answered HTML, not the API's "
+                    "JSON: is --api right?", url=final_url, status=status,
+                )
             try:
                 body = json.loads(content)
             except ValueError:
@@ -545,7 +594,7 @@ class Transport:
                         status=status,
                     ) from None
                 broken += 1
-                self.deadline.sleep(backoff_delay(broken))
+                self._backoff(broken)
                 continue
             if not isinstance(body, dict):
                 raise ApiError(

@@ -90,13 +90,24 @@ class PullOptions:
 
 @dataclass(frozen=True)
 class ProgressEvent:
-    """Progress of one kind: pages fetched of those known so far, entities so far."""
+    """Progress of one kind: pages fetched of those known so far, entities so far.
+
+    Or, with ``waiting`` above 0 (and no kind), a wait holding the crawl: a 429's pause, a
+    retry's backoff, the per-minute budget; ``reason`` says which, for a person.
+    """
 
     kind: str
     pages_done: int
     pages_total: int
     entities: int
     expected: int | None
+    waiting: float = 0.0
+    reason: str = ""
+
+    @classmethod
+    def wait(cls, seconds: float, reason: str) -> ProgressEvent:
+        """The event for a wait of ``seconds`` holding the crawl, and why."""
+        return cls("", 0, 0, 0, None, seconds, reason)
 
 
 @dataclass
@@ -552,6 +563,8 @@ def pull_snapshot(
                    concurrency=options.concurrency, max_rps=options.max_rps,
                    clock=clock, max_body=options.max_body, deadline=options.deadline,
                    max_retry_after=options.max_retry_after) as client:
+        if progress is not None:  # pauses and backoffs shown, not a frozen display
+            client.on_wait = lambda seconds, why: progress(ProgressEvent.wait(seconds, why))
         workers = _Workers(options.concurrency, "kmsnap-pull")
         crawler = _Crawler(client, options, workers, progress)
         finished, interrupted = False, False

@@ -271,6 +271,8 @@ def pull_v3(
                   max_rps=options.max_rps, clock=clock, max_body=options.max_body,
                   deadline=options.deadline,
                   max_retry_after=options.max_retry_after) as client:
+        if progress is not None:  # pauses for the per-minute budget shown, not a frozen display
+            client.on_wait = lambda seconds, why: progress(ProgressEvent.wait(seconds, why))
         crawler = _Crawler(client, options, progress)
         finished = False
         try:
