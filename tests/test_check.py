@@ -96,7 +96,7 @@ def test_drift_and_fail_on_levels(
     code, out = check(capsys, "--format", "markdown", "--max-chars", "3000")
     assert code == 2 and len(out) <= 3000
     assert "changes are not shown" in out
-    assert "`kmsnap check --snapshot snapshots --format text`" in out
+    assert "`kmsnap check --snapshot-dir snapshots --format text`" in out
     # The committed snapshot is never touched, and nothing is left behind.
     assert files(snapshots) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["snapshots"]

@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Sequence
 
 import typer
+from typer import _click as click
 
 from kmsnap.cli import commands as _commands  # noqa: F401  (registers the commands)
 from kmsnap.cli.app import app
@@ -37,7 +38,35 @@ def run(argv: Sequence[str] | None = None, env: Environment | None = None) -> in
         return _run(args, current_env)
 
 
+def _global_first(args: list[str]) -> list[str]:
+    """``args`` with every ``--debug`` (before a ``--``) moved in front of the command, so
+    ``kmsnap pull --debug`` works as ``kmsnap --debug pull`` does."""
+    end = args.index("--") if "--" in args else len(args)
+    if "--debug" not in args[:end]:
+        return args
+    rest = [a for a in args[:end] if a != "--debug"]
+    return ["--debug", *rest, *args[end:]]
+
+
+def _usage_line(exc: click.exceptions.UsageError) -> str:
+    """A usage error in kmsnap's one-line style: what is wrong, a suggestion, where help is."""
+    ctx = exc.ctx
+    where = ctx.command_path if ctx is not None else "kmsnap"
+    if isinstance(exc, click.exceptions.NoSuchOption):
+        message = f"no such option {exc.option_name}"
+        if exc.possibilities:  # closest first (difflib's order): one suggestion, the best
+            message += f" (did you mean {list(exc.possibilities)[0]}?)"
+    else:
+        message = exc.format_message().rstrip(".")
+        # click's "No such command 'pul'. Did you mean 'pull'?" and "Missing argument 'OLD'."
+        message = message.replace(". Did you mean", " (did you mean").replace("'?", "'?)")
+        message = message[:1].lower() + message[1:]
+    command = where.partition(" ")[2]
+    return f"{command + ': ' if command else ''}{message}; see {where} --help"
+
+
 def _run(args: list[str], env: Environment) -> int:
+    args = _global_first(args)
     debug = "--debug" in args
     try:
         result = app(args=args, prog_name="kmsnap", standalone_mode=False)
@@ -51,6 +80,9 @@ def _run(args: list[str], env: Environment) -> int:
         return int(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         return _fail("interrupted")
+    except click.exceptions.UsageError as exc:
+        # One line, exit 1 (2 means "changes" here), with click's suggestion when it has one.
+        return _fail(_usage_line(exc))
     except typer.TyperException as exc:
         # Usage errors: typer's own message, but exit 1 (2 means "changes" here).
         show = getattr(exc, "show", None)

@@ -1,13 +1,56 @@
-"""The typer application object and its global options; commands register on ``app``."""
+"""The typer application object and its global options; commands register on ``app``.
+
+``KmsnapGroup`` shapes the help every command shows: ``-h`` as well as ``--help``, the
+commands' summaries as whole sentences (click cuts them at the terminal's width) and
+arguments without Python types (typer writes ``OLD <str>``, ``<list[str]>``).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+from typer import _click as click
+from typer.core import TyperArgument, TyperGroup
 
 from kmsnap import __version__
 
+HELP_OPTIONS = ["-h", "--help"]
+
+
+def _summary(help_text: str | None) -> str | None:
+    """The first paragraph of a command's help, whole, on one line."""
+    if not help_text:
+        return None
+    first = help_text.strip().split("\n\n", 1)[0]
+    return " ".join(first.split())
+
+
+def _no_type(ctx: click.Context) -> None:
+    return None
+
+
+def tidy_command(command: click.Command) -> None:
+    """A command's help as kmsnap shows it: a whole summary, arguments without types."""
+    if command.short_help is None:
+        command.short_help = _summary(command.help)
+    for param in command.params:
+        if isinstance(param, TyperArgument):
+            param.display_type_rich = _no_type  # type: ignore[method-assign]
+
+
+class KmsnapGroup(TyperGroup):
+    """typer's group with kmsnap's help: see the module docstring."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for command in self.commands.values():
+            tidy_command(command)
+
+
 app = typer.Typer(
     name="kmsnap",
+    cls=KmsnapGroup,
     help=(
         "Put a Kissmetrics catalog under version control: pull a deterministic YAML "
         "snapshot, diff snapshots, and check for drift in CI."
@@ -16,6 +59,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": HELP_OPTIONS},
 )
 
 
@@ -30,7 +74,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     debug: bool = typer.Option(
-        False, "--debug", help="Show the full traceback when something fails."
+        False, "--debug", help="Show the full traceback when something fails (also after "
+                               "the command: kmsnap pull --debug)."
     ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Show the version and exit."

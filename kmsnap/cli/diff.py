@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kmsnap.cli._common import emit, stdout_color, warn
+from kmsnap.cli._common import emit, info, stdout_color, warn
 from kmsnap.cli.app import app
 from kmsnap.cli.environment import current
 from kmsnap.cli.pull import (
@@ -26,9 +26,12 @@ from kmsnap.cli.pull import (
     MaxRpsOption,
     PageSizeOption,
     QuietOption,
+    SnapshotDirOption,
     SourceOption,
     TimeoutOption,
     TokenFileOption,
+    given_dir,
+    snapshot_location,
 )
 from kmsnap.diff.engine import ChangeSet, normalize_kinds, severity_at_least
 from kmsnap.errors import ExitStatus, UsageError
@@ -198,15 +201,8 @@ def diff(
 
 @app.command()
 def check(
-    snapshot: Annotated[
-        str | None,
-        typer.Option(
-            "--snapshot",
-            metavar="DIR",
-            show_default=False,
-            help="The committed snapshot to compare with [default: snapshots]",
-        ),
-    ] = None,
+    snapshot_dir: SnapshotDirOption = None,
+    snapshot: Annotated[Path | None, typer.Option("--snapshot", metavar="DIR", hidden=True)] = None,
     fail_on: Annotated[
         str | None,
         typer.Option(
@@ -248,7 +244,7 @@ def check(
 
     \b
         export KISSMETRICS_TOKEN=...
-        kmsnap check --snapshot snapshots --fail-on breaking --format github
+        kmsnap check --snapshot-dir snapshots --fail-on breaking --format github
     """
     from kmsnap.cli.pull import pull_live
     from kmsnap.compare import compare_live
@@ -262,14 +258,14 @@ def check(
     kinds = _check_kinds(kind)
     config = load_config(cwd=env.cwd)
     settings = resolve_settings(config, {"fail_on": fail_on}, environ=env.environ)
-    # Like pull --out, the flag takes any path; only the config file's value is held to
-    # the relative form that the generated workflows can use.
-    snapshot_dir = Path(snapshot) if snapshot is not None else Path(settings.snapshot_dir)
-    where = env.path(snapshot_dir)  # named as given, read relative to the environment's cwd
+    # Like pull's, the flag takes any path (relative to the current directory); the config
+    # file's value is relative to the file's directory and held to the relative form that
+    # the generated workflows can use.
+    where, shown = snapshot_location(config, given_dir(snapshot_dir, snapshot, "--snapshot"))
     if not where.is_dir():
         raise UsageError(
-            f"no snapshot directory {str(snapshot_dir)!r} (run kmsnap pull to create it, "
-            "or pass --snapshot DIR)"
+            f"no snapshot directory {shown!r} (run kmsnap pull to create it, "
+            "or pass --snapshot-dir DIR)"
         )
     guard = ShrinkGuard.for_check(
         where, config, allow=allow_shrink, kinds=kinds, environ=env.environ
@@ -296,15 +292,28 @@ def check(
     # such (their ids cannot be matched), not as a catalog that lost everything.
     with _kind_option():
         cs = compare_live(
-            DirectorySource(where, label=str(snapshot_dir)),
+            DirectorySource(where, label=shown),
             result.snapshot,
             rules=_rules(config),
             kinds=kinds,
             with_stats=with_stats,
         )
     guard.check_live(result.snapshot)
-    see_all = f"kmsnap check --snapshot {shlex.quote(str(snapshot_dir))} --format text"
+    see_all = f"kmsnap check --snapshot-dir {shlex.quote(shown)} --format text"
     _output(cs, fmt, max_chars=limit, see_all=see_all)
-    if any(severity_at_least(change, settings.fail_on) for change in cs.changes):
+    drift = [change for change in cs.changes if severity_at_least(change, settings.fail_on)]
+    if drift:
+        # Every exit says why on stderr: this one, that the catalog drifted (not an error).
+        info(drift_line(drift, settings.fail_on, shown))
         raise typer.Exit(int(ExitStatus.CHANGES))
+
+
+def drift_line(drift: Sequence[object], fail_on: str, snapshot_dir: str) -> str:
+    """The line ``check`` prints on stderr when it exits 2: how much drift, at which level."""
+    breaking = sum(1 for change in drift if str(getattr(change, "severity", "")) == "breaking")
+    counted = f"{len(drift)} change{'' if len(drift) == 1 else 's'}"
+    if breaking and fail_on != "breaking":
+        counted += f" ({breaking} breaking)"
+    return (f"kmsnap: drift: {counted} at or above --fail-on {fail_on} between the live "
+            f"catalog and {snapshot_dir}; exit 2")
 

@@ -21,10 +21,10 @@ from kmsnap.model import KINDS, rel_for_kind
 # runs them: every command module is imported for --help and --version, which need none.
 if TYPE_CHECKING:
     import requests
-    from rich.progress import TaskID
 
+    from kmsnap.cli.progress import PullDisplay
     from kmsnap.config import Config, Settings
-    from kmsnap.sources.core.crawler import ProgressEvent, PullOptions, PullResult
+    from kmsnap.sources.core.crawler import PullOptions, PullResult
     from kmsnap.sources.v3 import V3PullOptions
 
 # Option types shared with ``check``: ``def check(api: ApiOption = None, ...)``. Every
@@ -115,47 +115,6 @@ AllowShrinkOption = Annotated[
 ]
 
 
-class _ProgressDisplay:
-    """A rich progress bar per kind on stderr, fed by the crawl's ``ProgressEvent``s.
-
-    The environment's console is taken here, in the command's thread: updates may come from
-    the crawl's threads, which do not see the command's environment."""
-
-    def __init__(self) -> None:
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self._progress = Progress(
-            TextColumn("{task.description:<12}"),
-            BarColumn(),
-            TextColumn("{task.fields[pages]} pages"),
-            TextColumn("{task.fields[entities]} entities"),
-            TimeElapsedColumn(),
-            console=current().err_console,
-            transient=True,
-        )
-        self._tasks: dict[str, TaskID] = {}
-
-    def __enter__(self) -> _ProgressDisplay:
-        self._progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-
-    def update(self, event: ProgressEvent) -> None:
-        task = self._tasks.get(event.kind)
-        label = rel_for_kind(event.kind)
-        pages = f"{event.pages_done}/{event.pages_total}"
-        entities = (f"{event.entities}/{event.expected}" if event.expected is not None
-                    else str(event.entities))
-        if task is None:
-            task = self._progress.add_task(label, total=event.pages_total, pages=pages,
-                                           entities=entities)
-            self._tasks[event.kind] = task
-        self._progress.update(task, completed=event.pages_done, total=event.pages_total,
-                              pages=pages, entities=entities)
-
-
 def summary_line(result: PullResult) -> str:
     """One line: entities per kind, requests made, time taken."""
     counts = result.snapshot.counts()
@@ -191,11 +150,14 @@ def pull_live(
     source: str | None = None,
     credentials_file: Path | None = None,
     max_rpm: int | None = None,
+    display: PullDisplay | None = None,
 ) -> PullResult:
-    """Pull the live catalog, showing progress on a terminal; print warnings and a summary.
+    """Pull the live catalog, showing progress (``kmsnap.cli.progress``); print warnings and
+    a summary.
 
     None for a setting means: from ``KMSNAP_*``, else the config file, else the default.
-    The snapshot comes back filtered by the config's include/exclude.
+    The snapshot comes back filtered by the config's include/exclude. A ``display`` given
+    is fed and left open (``pull`` shows its write phase on it); else one is opened here.
     """
     from kmsnap.compare import pull_selected
     from kmsnap.config import load_config, resolve_settings
@@ -209,16 +171,24 @@ def pull_live(
     options = live_options(settings, config, token_file=token_file,
                            credentials_file=credentials_file)
     _set_bounds(options, deadline, max_response_mb, max_retry_after)
-    if not quiet and stderr_is_terminal():
-        with _ProgressDisplay() as display:
-            result = pull_selected(options, config, progress=display.update, session=session)
-    else:
-        result = pull_selected(options, config, session=session)
+    shown = display if display is not None else open_display(quiet)
+    try:
+        result = pull_selected(options, config, progress=shown.update, session=session)
+    finally:
+        if display is None:
+            shown.close()
     for message in result.warnings:
         warn(message)
     if summary and not quiet:
         info(summary_line(result))
     return result
+
+
+def open_display(quiet: bool) -> PullDisplay:
+    """The progress display for this environment's stderr (``kmsnap.cli.progress``)."""
+    from kmsnap.cli.progress import open_display as open_for
+
+    return open_for(current().err_console, quiet=quiet, terminal=stderr_is_terminal())
 
 
 def live_options(
@@ -269,6 +239,77 @@ def live_options(
     return options
 
 
+SnapshotDirOption = Annotated[
+    Path | None,
+    typer.Option("--snapshot-dir", metavar="DIR", show_default=False,
+                 help="The snapshot directory [default: $KMSNAP_SNAPSHOT_DIR, else "
+                      "snapshot_dir in kmsnap.yaml (relative to its directory), else "
+                      "snapshots]"),
+]
+# The names the option had before it had one name in every command: kept, not shown.
+OutAlias = Annotated[Path | None, typer.Option("--out", metavar="DIR", hidden=True)]
+
+
+def given_dir(snapshot_dir: Path | None, alias: Path | None, alias_name: str) -> Path | None:
+    """The snapshot directory given on the command line, by its name or its old one."""
+    from kmsnap.errors import UsageError
+
+    if snapshot_dir is not None and alias is not None and snapshot_dir != alias:
+        raise UsageError(f"--snapshot-dir and {alias_name} name two directories; give one")
+    return snapshot_dir if snapshot_dir is not None else alias
+
+
+def snapshot_location(config: Config, given: Path | None) -> tuple[Path, str]:
+    """The snapshot directory to open and the name to show for it: as given (relative to the
+    current directory), else the setting (``kmsnap.config.locate_snapshot_dir``)."""
+    import os
+
+    from kmsnap.config import locate_snapshot_dir, resolve_settings
+
+    env = current()
+    if given is not None:
+        return env.path(given), str(given)
+    settings = resolve_settings(config, {}, environ=env.environ)
+    where = locate_snapshot_dir(config, settings, env.cwd)
+    try:
+        shown = os.path.relpath(where, env.cwd)
+    except ValueError:  # another drive on Windows
+        shown = str(where)
+    return where, shown
+
+
+def check_writable(where: Path, shown: str) -> None:
+    """Refuse, before anything is crawled, a target the store would refuse after the crawl:
+    not a directory, a directory of other files (no snapshot marker), or one kmsnap cannot
+    create or replace."""
+    import os
+    import tempfile
+
+    from kmsnap.errors import SnapshotError
+    from kmsnap.snapshot.layout import META_FILE
+
+    if where.exists() or where.is_symlink():
+        if not where.is_dir() or where.is_symlink():
+            raise SnapshotError(f"{shown} exists and is not a snapshot directory; pass "
+                                "--snapshot-dir DIR")
+        if not (where / META_FILE).is_file() and any(where.iterdir()):
+            raise SnapshotError(f"{shown} is not a kmsnap snapshot (no {META_FILE}) and not "
+                                "empty; refusing to replace its files: pass --snapshot-dir "
+                                "DIR")
+    parent = where.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise SnapshotError(f"cannot create {shown}: {parent} is not a directory")
+    try:  # the store writes a new tree next to the old one, then swaps: the parent decides
+        fd, probe = tempfile.mkstemp(prefix=".kmsnap-probe-", dir=parent)
+    except OSError as exc:
+        raise SnapshotError(f"cannot write {shown}: {parent} is not writable "
+                            f"({exc.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
 def _set_bounds(options: PullOptions | V3PullOptions, deadline: float | None,
                 max_response_mb: int | None, max_retry_after: float | None) -> None:
     """The bound options onto ``options``, refusing values that would bound nothing."""
@@ -291,11 +332,8 @@ def _set_bounds(options: PullOptions | V3PullOptions, deadline: float | None,
 
 @app.command()
 def pull(
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", metavar="DIR", show_default=False,
-                     help="Snapshot directory to write [default: snapshots]"),
-    ] = None,
+    snapshot_dir: SnapshotDirOption = None,
+    out: OutAlias = None,
     api: ApiOption = None,
     token_file: TokenFileOption = None,
     concurrency: ConcurrencyOption = None,
@@ -328,27 +366,32 @@ def pull(
         kmsnap pull --out snapshots
         git add snapshots && git commit -m "Catalog snapshot"
     """
-    from kmsnap.config import load_config, resolve_settings
+    from kmsnap.config import load_config
     from kmsnap.snapshot.shrink import ShrinkGuard
     from kmsnap.snapshot.store import save_snapshot  # imported here: only pull needs the writer
 
     env = current()
     config = load_config(cwd=env.cwd)
-    target = (
-        out if out is not None
-        else Path(resolve_settings(config, {}, environ=env.environ).snapshot_dir)
-    )
-    where = env.path(target)  # named as given, written relative to the environment's cwd
+    where, target = snapshot_location(config, given_dir(snapshot_dir, out, "--out"))
     started = time.perf_counter()
+    # Before the crawl, not after it: a target kmsnap may not replace, or cannot write.
+    check_writable(where, target)
     # Read before the crawl: a broken previous snapshot fails fast; only its ids are kept.
     guard = ShrinkGuard.for_pull(where, config, allow=allow_shrink, environ=env.environ)
-    result = pull_live(api, token_file, concurrency, page_size, max_rps, timeout, quiet,
-                       config=config, summary=False, deadline=deadline,
-                       max_response_mb=max_response_mb, max_retry_after=max_retry_after,
-                       source=source, credentials_file=credentials_file, max_rpm=max_rpm)
-    # Nothing is written before the crawl has fully succeeded; the store swaps atomically.
-    guard.check_pull(result.snapshot)
-    save_snapshot(result.snapshot, where, with_stats=with_stats)
+    display = open_display(quiet)
+    try:
+        result = pull_live(api, token_file, concurrency, page_size, max_rps, timeout, quiet,
+                           config=config, summary=False, deadline=deadline,
+                           max_response_mb=max_response_mb, max_retry_after=max_retry_after,
+                           source=source, credentials_file=credentials_file, max_rpm=max_rpm,
+                           display=display)
+        # Nothing is written before the crawl has fully succeeded; the store swaps atomically.
+        guard.check_pull(result.snapshot)
+        display.phase(f"writing the snapshot to {target} "
+                      f"({_count(result.snapshot.size(), 'entity', 'entities')})")
+        save_snapshot(result.snapshot, where, with_stats=with_stats)
+    finally:
+        display.close()
     result.elapsed = time.perf_counter() - started
     if not quiet:
         info(f"{summary_line(result)}; wrote {target}")

@@ -26,6 +26,7 @@ from kmsnap.config.model import (
     display_path,
     ignore_fields_by_kind,
     ignore_reasons,
+    locate_snapshot_dir,
     resolve_settings,
 )
 from kmsnap.config.values import DEFAULTS, ENV_VARS, FAIL_ON_LEVELS, SETTINGS, check_setting
@@ -55,6 +56,7 @@ __all__ = [
     "ignore_fields_by_kind",
     "ignore_reasons",
     "load_config",
+    "locate_snapshot_dir",
     "resolve_settings",
     "selection_key",
 ]

@@ -104,6 +104,17 @@ def resolve_settings(
     return Settings(**values, sources=sources)
 
 
+def locate_snapshot_dir(config: Config, settings: Settings, cwd: Path) -> Path:
+    """Where ``settings.snapshot_dir`` is: a value from the file, or the default when there
+    is a file, is relative to the file's directory (the repository root), wherever kmsnap
+    runs; one from ``KMSNAP_SNAPSHOT_DIR`` or a flag is relative to ``cwd``. Absolute."""
+    value = Path(settings.snapshot_dir)
+    origin = settings.sources.get("snapshot_dir", "default")
+    from_file = origin != "flag" and origin not in ENV_VARS.values()
+    base = config.path.parent if from_file and config.path is not None else cwd
+    return value if value.is_absolute() else Path(cwd) / base / value
+
+
 def display_path(path: Path | None) -> str:
     if path is None:
         return "(defaults)"
