@@ -4,4 +4,4 @@
 import kmsnap.cli.lint  # noqa: F401  (catalog governance: lint and stale)
 import kmsnap.cli.probe  # noqa: F401  (kmsnap probe: the API's shapes, no values)
 import kmsnap.cli.stale  # noqa: F401
-from kmsnap.cli import demo, diff, docs, export, init, log, pull, serve  # noqa: F401
+from kmsnap.cli import compare, demo, diff, docs, export, init, log, pull, serve  # noqa: F401

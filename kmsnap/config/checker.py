@@ -18,7 +18,9 @@ from kmsnap.snapshot.selection import Selector
 
 CONFIG_NAME = "kmsnap.yaml"
 # How the generated workflows install kmsnap (kmsnap.config.workflow; kmsnap init reads them).
-KEYS = (*SETTINGS, "include", "exclude", "ignore_fields", *WORKFLOW_KEYS, "lint", "stale")
+KEYS = (
+    *SETTINGS, "include", "exclude", "ignore_fields", *WORKFLOW_KEYS, "lint", "stale", "compare"
+)
 SELECTOR_KEYS = ("accounts", "products")
 TOKEN_HINT = (
     "the token is never read from the config file: set KISSMETRICS_TOKEN or pass --token-file PATH"
@@ -75,6 +77,14 @@ class Checker:
                     values[key] = check_workflow_setting(key, value)
                 except ValueError as exc:
                     raise self.fail((key,), f"'{key}' {exc}") from None
+            if key == "compare":  # kmsnap compare's name mapping (kmsnap.envcompare)
+                from kmsnap.envcompare import check_compare_config
+
+                try:
+                    values[key] = check_compare_config(value)
+                except ValueError as exc:
+                    where, message = exc.args
+                    raise self.fail((key, *where), message) from None
         if "install" in values and "action" in values:
             raise self.fail(
                 ("action",), "'install' and 'action' both say how to install kmsnap: keep one"
