@@ -23,8 +23,8 @@ from kmsnap.cli import app
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 SETUP_COMMANDS = (
-    'pip install -e . && kmsnap demo',
-    'pip install -e ".[test]" && pytest',
+    'python3 -m venv .venv && . .venv/bin/activate && pip install -e . && kmsnap demo',
+    'python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[test]" && pytest',
 )
 
 

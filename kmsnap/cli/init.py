@@ -149,7 +149,8 @@ def _report(
         SNAPSHOT_WORKFLOW: "daily pull; "
         + ("commits to the default branch" if direct else "opens a pull request")
         + " when the catalog changed",
-        REVIEW_WORKFLOW: f"comments the catalog diff on pull requests touching {snapshot_dir}/",
+        REVIEW_WORKFLOW: "comments the catalog diff (with the base branch's kmsnap.yaml) on "
+        f"pull requests touching {snapshot_dir}/ or kmsnap.yaml",
         DRIFT_WORKFLOW: f"daily check; fails on drift at '{fail_on}' or above",
     }
     if not written:
