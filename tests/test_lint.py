@@ -17,11 +17,14 @@ import pytest
 
 from kmsnap.cli import Environment, run
 from kmsnap.config import ConfigError, load_config
+from kmsnap.diff.changeset import Change, ChangeSet
+from kmsnap.lint.accept import accept_changes, judge_changes
+from kmsnap.lint.acceptance import Acceptance
 from kmsnap.lint.config import LintConfig
 from kmsnap.lint.engine import Finding, LintResult, lint_snapshot, run_rules
 from kmsnap.lint.report import JSON_SCHEMA, JSON_VERSION, Report, render_markdown, render_report
 from kmsnap.lint.rules import META_RULES, RULES
-from kmsnap.model import Record, Snapshot
+from kmsnap.model import ChangeType, Record, Severity, Snapshot
 from kmsnap.snapshot.store import save_snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -434,3 +437,135 @@ def test_the_documented_configuration_is_valid(
     config = config_from(tmp_path, "".join(blocks))
     assert config.lint.presets == ("ga4",) and len(config.lint.suppress) == 1
     assert config.stale.kinds["property"].unused_after_days == 180
+
+
+# --- accepted changes (accept:) ---------------------------------------------------------
+
+def _change(eid: str, change: ChangeType, *fields: str) -> Change:
+    return Change("event", change, eid, "N", "a1", "p1", Severity.BREAKING,
+                  fields={f: {"old": 1, "new": 2} for f in fields} or None)
+
+
+def test_acceptances_match_whole_changes_or_every_changed_field() -> None:
+    removed = _change("e1", ChangeType.REMOVED)
+    two_fields = _change("e2", ChangeType.CHANGED, "is_visible", "description")
+    one_field = _change("e3", ChangeType.CHANGED, "is_visible")
+    later = dt.date(2027, 1, 1)
+    accepts = [
+        Acceptance("event", "e1", "removed", "retired", "Ann"),
+        Acceptance("event", "e2", "changed", "hidden on purpose", "Ann", field="is_visible"),
+        Acceptance("event", "e3", "changed", "hidden on purpose", "Ann", field="is_visible",
+                   expires=dt.date(2026, 1, 1)),
+        Acceptance("event", "e9", "removed", "nothing", "Bob", expires=later),
+    ]
+    judged = judge_changes([removed, two_fields, one_field], accepts, today=TODAY)
+    assert [(c.id, a.reason) for c, a in judged.accepted] == [("e1", "retired")]
+    assert [c.id for c in judged.remaining] == ["e2", "e3"]  # e2: description not accepted
+    assert [a.id for a in judged.expired] == ["e3"]
+    assert [a.id for a in judged.unmatched] == ["e2", "e9"]
+    both = [*accepts, Acceptance("event", "e2", "changed", "ok", "Cy", field="description")]
+    judged = judge_changes([two_fields], both, today=TODAY)
+    assert [c.id for c, _ in judged.accepted] == ["e2"] and not judged.remaining
+
+
+@pytest.mark.parametrize(
+    ("entry", "words"),
+    [
+        ("{kind: event, id: e1, change: removed, by: Ann}", "needs a reason"),
+        ("{kind: event, id: e1, change: removed, reason: r}", "needs who accepted"),
+        ("{kind: event, id: e1, change: deleted, reason: r, by: Ann}", "needs a change"),
+        ("{kind: evnt, id: e1, change: removed, reason: r, by: Ann}", "needs a kind"),
+        ("{kind: event, change: removed, reason: r, by: Ann}", "needs the id"),
+        ("{kind: event, id: e1, change: removed, field: name, reason: r, by: Ann}",
+         "'field' goes with change: changed"),
+        ("{kind: event, id: e1, change: removed, reason: r, by: Ann, when: x}",
+         "unknown key 'when'"),
+    ],
+)
+def test_accept_config_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, entry: str, words: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        config_from(tmp_path, f"fail_on: any\naccept:\n  - {entry}\n")
+    assert str(caught.value).startswith("kmsnap.yaml:3: ") and words in str(caught.value)
+
+
+def _two_snapshots(root: Path) -> None:
+    old = catalog(("event", event("e1", "Gone")), ("event", event("e2", "<b>Hidden</b> @x")),
+                  ("event", event("e3", "Stays")))
+    new = catalog(("event", event("e2", "<b>Hidden</b> @x", is_visible=False)),
+                  ("event", event("e3", "Stays")))
+    save_snapshot(old, root / "old")
+    save_snapshot(new, root / "new")
+
+
+ACCEPT = (
+    "accept:\n"
+    "  - {kind: event, id: e1, change: removed, reason: 'retired <with> the v1 app', by: Ann}\n"
+    "  - {kind: event, id: e2, change: changed, field: is_visible, reason: r, by: Bob,\n"
+    "     expires: 2000-01-01}\n"
+    "  - {kind: metric, id: m9, change: added, reason: not yet, by: Cy}\n"
+)
+
+
+def test_diff_shows_accepted_changes_in_their_own_section(tmp_path: Path) -> None:
+    _two_snapshots(tmp_path)
+    (tmp_path / "kmsnap.yaml").write_text(ACCEPT, encoding="utf-8")
+    status, out, err = command(tmp_path, "diff", "old", "new")
+    assert status == 0 and err == ""
+    report, section = out.split("\nAccepted changes (1, kmsnap.yaml accept:)\n")
+    assert '"Gone"' not in report and '"Gone"' in section
+    assert "retired <with> the v1 app (accepted by Ann)" in section
+    assert "kmsnap.yaml:3: acceptance of event [e2] changed field is_visible expired on " \
+           "2000-01-01; the change counts again" in section
+    assert "kmsnap.yaml:5: acceptance of metric [m9] added matches no change" in section
+    _, md, _ = command(tmp_path, "diff", "old", "new", "--format", "markdown")
+    assert "### Accepted changes \\(1, kmsnap\\.yaml accept\\:\\)" in md
+    assert "&lt;with&gt;" in md and "<with>" not in md and "<b>" not in md
+    _, gh, _ = command(tmp_path, "diff", "old", "new", "--format", "github")
+    assert "::notice title=kmsnap%3A accepted change::" in gh
+    assert gh.count("::warning title=kmsnap%3A acceptance") == 2
+    _, js, _ = command(tmp_path, "diff", "old", "new", "--format", "json")
+    assert len(json.loads(js)["changes"]) == 2  # json keeps every change
+    _, md, _ = command(tmp_path, "diff", "old", "new", "--format", "markdown", "--max-chars",
+                       "1000")
+    assert len(md) <= 1001
+
+
+def test_check_does_not_fail_on_an_accepted_change(
+    make_emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kmsnap.emulator import Catalog
+
+    records = {"account": {"a1": {"id": "a1", "name": "Acme"}},
+               "product": {"p1": {"id": "p1", "account_id": "a1", "name": "Web"}},
+               "event": {"e1": event("e1", "Gone"), "e3": event("e3", "Stays")}}
+    emu = make_emulator(Catalog(records), token="tok")
+    env = {"NO_COLOR": "1", "KISSMETRICS_TOKEN": "tok", "KMSNAP_API": emu.base_url}
+
+    def kmsnap(*args: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        status = run(list(args), env=Environment(stdout=out, stderr=err, environ=env,
+                                                 cwd=tmp_path))
+        return status, out.getvalue(), err.getvalue()
+
+    assert kmsnap("pull", "--quiet")[0] == 0
+    emu.catalog.remove("event", "e1")
+    assert kmsnap("check", "--quiet", "--fail-on", "breaking")[0] == 2
+    (tmp_path / "kmsnap.yaml").write_text(
+        "accept:\n  - {kind: event, id: e1, change: removed, reason: retired, by: Ann}\n",
+        encoding="utf-8")
+    status, out, err = kmsnap("check", "--quiet", "--fail-on", "breaking")
+    assert status == 0 and "retired (accepted by Ann)" in out and "drift" not in err
+    (tmp_path / "kmsnap.yaml").write_text(
+        "accept:\n  - {kind: event, id: e1, change: removed, reason: retired, by: Ann,\n"
+        "     expires: 2001-02-03}\n", encoding="utf-8")
+    status, out, _ = kmsnap("check", "--quiet", "--fail-on", "breaking")
+    assert status == 2 and "expired on 2001-02-03" in out
+
+
+def test_accept_changes_leaves_a_change_set_alone_without_acceptances() -> None:
+    cs = ChangeSet(old_label="a", new_label="b", changes=[_change("e1", ChangeType.REMOVED)])
+    result = accept_changes(cs, (), "markdown", 65536)
+    assert result.shown is cs and result.section == "" and result.counted == cs.changes

@@ -35,6 +35,7 @@ from kmsnap.cli.pull import (
 )
 from kmsnap.diff.engine import ChangeSet, normalize_kinds, severity_at_least
 from kmsnap.errors import ExitStatus, UsageError
+from kmsnap.lint.accept import accept_changes
 from kmsnap.render.changes import FORMATS, render, render_markdown
 from kmsnap.render.markdown import GITHUB_COMMENT_LIMIT
 
@@ -185,7 +186,8 @@ def diff(
     limit = _check_max_chars(max_chars, fmt)
     kinds = _check_kinds(kind)
     config_path = env.path(Path(config_file)) if config_file is not None else None
-    rules = _rules(load_config(cwd=env.cwd, path=config_path))
+    config = load_config(cwd=env.cwd, path=config_path)
+    rules = _rules(config)
     with _kind_option():
         cs = compare_sources(
             open_source(old, cwd=env.cwd),
@@ -194,7 +196,9 @@ def diff(
             kinds=kinds,
             with_stats=with_stats,
         )
-    _output(cs, fmt, max_chars=limit)
+    accepted = accept_changes(cs, config.accept, fmt, limit)  # kmsnap.yaml accept: its own section
+    _output(accepted.shown, fmt, max_chars=limit - len(accepted.section))
+    emit(accepted.section)
     if exit_code and cs.changes:
         raise typer.Exit(int(ExitStatus.CHANGES))
 
@@ -300,8 +304,10 @@ def check(
         )
     guard.check_live(result.snapshot)
     see_all = f"kmsnap check --snapshot-dir {shlex.quote(shown)} --format text"
-    _output(cs, fmt, max_chars=limit, see_all=see_all)
-    drift = [change for change in cs.changes if severity_at_least(change, settings.fail_on)]
+    accepted = accept_changes(cs, config.accept, fmt, limit)  # accepted changes do not fail check
+    _output(accepted.shown, fmt, max_chars=limit - len(accepted.section), see_all=see_all)
+    emit(accepted.section)
+    drift = [c for c in accepted.counted if severity_at_least(c, settings.fail_on)]
     if drift:
         # Every exit says why on stderr: this one, that the catalog drifted (not an error).
         info(drift_line(drift, settings.fail_on, shown))

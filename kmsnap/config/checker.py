@@ -12,6 +12,7 @@ from kmsnap.config.model import Config, IgnoredField, display_path
 from kmsnap.config.values import DEFAULTS, SETTINGS, check_setting
 from kmsnap.config.workflow import WORKFLOW_KEYS, check_workflow_setting
 from kmsnap.errors import ConfigError
+from kmsnap.lint.acceptance import parse_accept
 from kmsnap.lint.config import parse_lint, parse_stale
 from kmsnap.model import KINDS
 from kmsnap.snapshot.selection import Selector
@@ -21,6 +22,7 @@ CONFIG_NAME = "kmsnap.yaml"
 KEYS = (
     *SETTINGS, "include", "exclude", "ignore_fields", *WORKFLOW_KEYS, "lint", "stale", "compare"
 )
+KEYS += ("accept",)  # changes a team agreed to (kmsnap.lint.acceptance)
 SELECTOR_KEYS = ("accounts", "products")
 TOKEN_HINT = (
     "the token is never read from the config file: set KISSMETRICS_TOKEN or pass --token-file PATH"
@@ -97,6 +99,7 @@ class Checker:
             ignore_fields=self.ignored(top.get("ignore_fields")),
             lint=parse_lint(top.get("lint"), self),
             stale=parse_stale(top.get("stale"), self),
+            accept=parse_accept(top.get("accept"), self),
             lines={kp[0]: line for kp, line in self.lines.items() if len(kp) == 1},
         )
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from kmsnap.config.values import DEFAULTS, ENV_VARS, SETTINGS, parse_env, check_setting
 from kmsnap.errors import ConfigError, UsageError
+from kmsnap.lint.acceptance import Acceptance
 from kmsnap.lint.config import LintConfig, StaleConfig
 from kmsnap.snapshot.selection import Selector
 
@@ -35,6 +36,7 @@ class Config:
     ignore_fields: tuple[IgnoredField, ...] = ()
     lint: LintConfig = LintConfig()  # the lint: section (kmsnap.lint.config)
     stale: StaleConfig = StaleConfig()  # the stale: section
+    accept: tuple[Acceptance, ...] = ()  # the accept: section (kmsnap.lint.acceptance)
     lines: Mapping[str, int] = field(default_factory=dict)  # top-level key -> line in the file
 
     def source(self, name: str) -> str:
