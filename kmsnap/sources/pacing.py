@@ -483,6 +483,7 @@ class Pacer:
                 self._last_cut = now
                 self._starts.clear()  # measure afresh after the pause, not across it
             self._next_slot = max(self._next_slot, self._resume_at)
+            self._tell(now, self._resume_at - now)
         return pause
 
     def _observed_rate(self) -> float | None:
