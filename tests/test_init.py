@@ -613,3 +613,107 @@ def test_review_applies_the_base_configuration_and_calls_out_a_change_to_it(
     ).stdout
     assert "Web" in base_view and comment.endswith(base_view)
     assert Path(env["GITHUB_STEP_SUMMARY"]).read_text() in comment
+
+
+# ---- how the workflows install kmsnap: --install SPEC, --action OWNER/REPO@REF ----------
+
+
+def test_install_spec_is_kept_in_kmsnap_yaml_across_force_and_upgrades(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / ".git").mkdir()
+    spec = "kmsnap @ git+https://github.com/o/kmsnap@v0.2.0"
+    assert run(["init", "--dir", str(tmp_path), "--install", spec]) == 0
+    out = capsys.readouterr().out
+    assert f"install kmsnap with pip install '{spec}' (install: in kmsnap.yaml)" in out
+    assert "--install SPEC" in out and "--action OWNER/kmsnap@REF" in out
+    assert load_config(tmp_path).values["install"] == spec
+    # A re-run with --force (after an upgrade, the template is another version's) keeps it.
+    (tmp_path / DRIFT_WORKFLOW).write_text("an older version's workflow\n")
+    assert run(["init", "--dir", str(tmp_path), "--force"]) == 0
+    capsys.readouterr()
+    for rel in WORKFLOWS:
+        assert 'KMSNAP_INSTALL: "kmsnap @ git+https://github.com/o/kmsnap@v0.2.0"' in (
+            (tmp_path / rel).read_text()
+        )
+    # --action replaces it, and is kept the same way.
+    assert run(["init", "--dir", str(tmp_path), "--force", "--action", "o/kmsnap@v0.2.0"]) == 0
+    assert "A commit SHA after @ pins it." in capsys.readouterr().out
+    assert run(["init", "--dir", str(tmp_path), "--force"]) == 0
+    assert load_config(tmp_path).values == {
+        "snapshot_dir": "snapshots", "fail_on": "any", "action": "o/kmsnap@v0.2.0"
+    }
+    for rel in WORKFLOWS:
+        text = (tmp_path / rel).read_text()
+        assert "uses: o/kmsnap@v0.2.0\n" in text and "pip install" not in text
+
+
+def test_default_install_is_this_version_and_said_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / ".git").mkdir()
+    assert run(["init", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"pip install kmsnap=={__version__} from PyPI, this version" in out
+    assert f'# install: "kmsnap=={__version__}"' in (tmp_path / "kmsnap.yaml").read_text()
+    assert "install" not in load_config(tmp_path).values
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--install", "kmsnap==1 ${{ secrets.KISSMETRICS_TOKEN }}", "must not contain '${{'"),
+        ("--install", "--index-url=https://evil.example/ kmsnap", "not a pip option"),
+        ("--install", "kmsnap\nrm -rf /", "one line of printable text"),
+        ("--install", "x" * 501, "at most 500 characters"),
+        ("--action", "o/kmsnap", "must be OWNER/REPO@REF"),
+        ("--action", "o/kmsnap@v1 # x", "must be OWNER/REPO@REF"),
+        ("--action", "o/kmsnap@${{ github.token }}", "must be OWNER/REPO@REF"),
+        ("--action", "o/kmsnap@../../x", "must name a plain git ref"),
+    ],
+)
+def test_install_and_action_refuse_what_could_reach_a_workflow(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str, message: str
+) -> None:
+    assert run(["init", "--dir", str(tmp_path), flag, value]) == 1
+    err = capsys.readouterr().err
+    assert f"{flag}: " in err and message in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_kmsnap_yaml_install_and_action_are_checked(tmp_path: Path) -> None:
+    from kmsnap.errors import ConfigError
+
+    (tmp_path / "kmsnap.yaml").write_text('fail_on: any\ninstall: "-r requirements.txt"\n')
+    with pytest.raises(ConfigError, match=r"kmsnap.yaml:2: 'install' must be a requirement"):
+        load_config(tmp_path)
+    (tmp_path / "kmsnap.yaml").write_text("install: kmsnap==1\naction: o/kmsnap@v1\n")
+    with pytest.raises(ConfigError, match="kmsnap.yaml:2: 'install' and 'action' both"):
+        load_config(tmp_path)
+    with pytest.raises(UsageError, match="--install and --action both"):
+        render_files(install="kmsnap==1", action="o/kmsnap@v1")
+
+
+def test_a_quote_in_the_spec_stays_data_in_yaml_and_in_the_shell(
+    tmp_path: Path, runner: dict[str, str]
+) -> None:
+    spec = VARIANTS["install"]["install"]
+    text = render_files(install=spec)[DRIFT_WORKFLOW]
+    steps = load(text)["jobs"]["drift"]["steps"]
+    install = next(s for s in steps if s.get("name") == "Install kmsnap")
+    assert install["env"]["KMSNAP_INSTALL"] == spec  # YAML reads back exactly the spec
+    log = tmp_path / "pip.log"
+    (Path(runner["PATH"].split(os.pathsep)[0]) / "python").write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$@" >> "{log}"\n'
+    )
+    workspace = tmp_path / "workspace"
+    workspace.mkdir()
+    for value, expected in ((spec, spec), ("./vendor/kmsnap", f"{workspace}/./vendor/kmsnap")):
+        log.write_text("")
+        env = {**runner, "KMSNAP_INSTALL": value, "GITHUB_WORKSPACE": str(workspace)}
+        done = run_script(install["run"], tmp_path / "runner", env)
+        assert done.returncode == 0, done.stderr
+        assert log.read_text().splitlines() == [
+            "-m", "pip", "install", "--disable-pip-version-check", "--", expected
+        ]
+    assert not list(tmp_path.rglob("pwned"))
