@@ -378,8 +378,13 @@ def test_written_template_loads_with_every_example_uncommented(tmp_path: Path) -
         lines.append(body if line.startswith("# ") and is_setting else line)
     config = load_config(path=write(tmp_path / "all.yaml", "\n".join(lines) + "\n"))
     # Every default the template shows is the real default.
-    assert config.values == {**DEFAULTS, "fail_on": "warning", "snapshot_dir": "km"}
-    assert set(config.lines) == {*DEFAULTS, "include", "exclude", "ignore_fields"}
+    # ...and the install line is the version that wrote it (kmsnap init --install).
+    from kmsnap import __version__
+
+    assert config.values == {
+        **DEFAULTS, "fail_on": "warning", "snapshot_dir": "km", "install": f"kmsnap=={__version__}"
+    }
+    assert set(config.lines) == {*DEFAULTS, "include", "exclude", "ignore_fields", "install"}
     assert ignore_fields_by_kind(config) == {"event": {"description"}, "metric": {"color"}}
 
 
