@@ -454,3 +454,30 @@ def test_config_file_source_and_max_rpm_are_checked(tmp_path: Path) -> None:
     path.write_text("source: v3\nmax_rpm: 12\n")
     settings = resolve_settings(load_config(path=path), environ={"KMSNAP_MAX_RPM": "9"})
     assert (settings.source, settings.max_rpm) == ("v3", 9)
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c",
+                    "commit.gpgsign=false", "-c", "init.defaultBranch=main", *args],
+                   cwd=repo, check=True, capture_output=True)
+
+
+def test_log_and_a_git_revision_diff_read_v3_history(
+    kmsnap: Kmsnap, make_v3: Callable[..., EmulatorV3], tmp_path: Path
+) -> None:
+    emu = make_v3(small_catalog(events=6))
+    _git(tmp_path, "init", "-q")
+    assert pull(kmsnap, emu, "snapshots").code == 0
+    _git(tmp_path, "add", "snapshots")
+    _git(tmp_path, "commit", "-qm", "first")
+    _script(emu)
+    assert pull(kmsnap, emu, "snapshots").code == 0
+    _git(tmp_path, "add", "--all", "snapshots")
+    _git(tmp_path, "commit", "-qm", "second")
+
+    diff = kmsnap("diff", "HEAD~1:snapshots", "snapshots", "--format", "json")
+    assert diff.code == 0, diff
+    assert _changes(diff.out) == EXPECTED
+    log = kmsnap("log", "--format", "json")
+    assert log.code == 0, log
+    assert "brand new" in log.out and '"recreated"' in log.out and '"visible"' in log.out
