@@ -355,6 +355,45 @@ def demo_output() -> dict[str, str]:
     return {"demo": fence(head + elided + tail)}
 
 
+def catalog_outputs() -> dict[str, str]:
+    """``kmsnap export`` and ``kmsnap compare`` on a small staging/production snapshot."""
+    from kmsnap.model import Snapshot
+    from kmsnap.snapshot.store import save_snapshot
+
+    snap = Snapshot(api="https://api.kissmetrics.com/core")
+    snap.add("account", {"id": ACME, "name": "Acme Inc"})
+    staging = _uid("5a9e0c44", 4)
+    for pid, name, env in ((staging, "Web app (staging)", "staging"),
+                           (WEB, "Web app", "production")):
+        snap.add("product", {"id": pid, "account_id": ACME, "name": name, "environment": env})
+    rows = (
+        (staging, 1, "Signed up", "A new account", True),
+        (staging, 2, "debug_click", None, True),
+        (staging, 3, "=HYPERLINK(\"http://x.example\")", None, True),
+        (WEB, 4, "signed up", "A new account (any plan)", True),
+        (WEB, 5, "Legacy click", None, False),
+        (WEB, 6, "=HYPERLINK(\"http://x.example\")", None, True),
+    )
+    for pid, n, name, description, visible in rows:
+        snap.add("event", {"id": _uid(f"e{n:07x}", n), "product_id": pid, "name": name,
+                           "display_name": None, "description": description,
+                           "is_visible": visible})
+    for pid, n, type_ in ((staging, 1, "text"), (WEB, 2, "number")):
+        snap.add("property", {"id": _uid(f"f{n:07x}", n), "product_id": pid, "name": "Plan",
+                              "type": type_, "is_visible": True})
+    blocks: dict[str, str] = {}
+    with tempfile.TemporaryDirectory(prefix="kmsnap-docs-") as tmp, _env(dict.fromkeys(SCRUBBED)):
+        home = Path(tmp) / "catalog"
+        save_snapshot(snap, home / "snapshots")
+        with _cwd(home):
+            s = Session(home, f"http://127.0.0.1:{SHOWN_PORT}/core")
+            _, text = s.run("export", "--kind", "event", "--format", "csv")
+            blocks["export"] = fence(text.replace("\r\n", "\n"))
+            _, blocks["compare"] = s.run("compare", "--require", "left-in-right")
+            blocks["compare"] = fence(blocks["compare"])
+    return blocks
+
+
 def static_outputs() -> dict[str, str]:
     """Outputs that need no catalog: the manual git driver recipe."""
     from kmsnap.git.driver import manual_recipe
@@ -363,7 +402,7 @@ def static_outputs() -> dict[str, str]:
 
 
 GENERATORS: tuple[Callable[[], dict[str, str]], ...] = (
-    option_tables, command_outputs, demo_output, static_outputs,
+    option_tables, command_outputs, demo_output, static_outputs, catalog_outputs,
 )
 
 
