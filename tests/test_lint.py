@@ -569,3 +569,60 @@ def test_accept_changes_leaves_a_change_set_alone_without_acceptances() -> None:
     cs = ChangeSet(old_label="a", new_label="b", changes=[_change("e1", ChangeType.REMOVED)])
     result = accept_changes(cs, (), "markdown", 65536)
     assert result.shown is cs and result.section == "" and result.counted == cs.changes
+
+
+# --- hide before remove (hide_before_remove_days) ---------------------------------------
+
+
+def test_removing_an_entity_hidden_long_enough_is_a_warning(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "--quiet")
+
+    def commit(message: str, date: str, *records: tuple[str, Record]) -> None:
+        save_snapshot(catalog(*records), repo / "snapshots")
+        env = {"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
+        git(repo, "add", "-A")
+        subprocess.run(["git", "-c", "user.name=Ada", "-c", "user.email=a@example.com",
+                        "-c", "commit.gpgsign=false", "commit", "--quiet", "-m", message],
+                       cwd=repo, env={**os.environ, **GIT_ENV, **env}, check=True)
+
+    recent = (dt.date.today() - dt.timedelta(days=2)).isoformat() + "T10:00:00Z"
+    visible = event("e1", "Old"), event("e2", "Newer"), event("e3", "Kept")
+    commit("all visible", "2020-01-01T10:00:00Z", *(("event", r) for r in visible))
+    commit("hide e1", "2020-01-02T10:00:00Z", ("event", event("e1", "Old", is_visible=False)),
+           ("event", visible[1]), ("event", visible[2]))
+    commit("hide e2", recent, ("event", event("e1", "Old", is_visible=False)),
+           ("event", event("e2", "Newer", is_visible=False)), ("event", visible[2]))
+    save_snapshot(catalog(("event", visible[2])), repo / "snapshots")  # both removed
+
+    def severities() -> dict[str, str]:
+        status, out, err = command(repo, "diff", "HEAD:snapshots", "snapshots", "--format",
+                                   "json")
+        assert status == 0 and err == "", err
+        return {c["id"]: c["severity"] for c in json.loads(out)["changes"]}
+
+    assert severities() == {"e1": "breaking", "e2": "breaking"}  # off unless set
+    (repo / "kmsnap.yaml").write_text("hide_before_remove_days: 30\n", encoding="utf-8")
+    assert severities() == {"e1": "warning", "e2": "breaking"}
+    (repo / "kmsnap.yaml").write_text("hide_before_remove_days: 1\n", encoding="utf-8")
+    assert severities() == {"e1": "warning", "e2": "warning"}
+    (repo / "kmsnap.yaml").write_text("hide_before_remove_days: 0\n", encoding="utf-8")
+    status, _, err = command(repo, "diff", "HEAD:snapshots", "snapshots")
+    assert status == 1 and "kmsnap.yaml:1: 'hide_before_remove_days' must be a number of days" \
+        in err
+
+
+def test_hidden_since_forgets_an_entity_shown_again() -> None:
+    from kmsnap.history.walk import Commit, LogEntry
+    from kmsnap.lint.hidden import hidden_since
+
+    def step(date: str, new: bool) -> LogEntry:
+        change = Change("event", ChangeType.CHANGED, "e1", "N", "a1", "p1", Severity.WARNING,
+                        fields={"is_visible": {"old": not new, "new": new}})
+        return LogEntry(Commit("c" + date, None, date + "T00:00:00Z", "Ada", "s"), [change])
+
+    assert hidden_since([step("2020-01-02", False)]) == {("event", "e1"): dt.date(2020, 1, 2)}
+    assert hidden_since([step("2020-01-03", True), step("2020-01-02", False)]) == {}
+    assert hidden_since([step("2020-01-04", False), step("2020-01-03", True),
+                         step("2020-01-02", False)]) == {("event", "e1"): dt.date(2020, 1, 4)}

@@ -36,6 +36,7 @@ from kmsnap.cli.pull import (
 from kmsnap.diff.engine import ChangeSet, normalize_kinds, severity_at_least
 from kmsnap.errors import ExitStatus, UsageError
 from kmsnap.lint.accept import accept_changes
+from kmsnap.lint.hidden import soften_hidden_removals
 from kmsnap.render.changes import FORMATS, render, render_markdown
 from kmsnap.render.markdown import GITHUB_COMMENT_LIMIT
 
@@ -196,6 +197,7 @@ def diff(
             kinds=kinds,
             with_stats=with_stats,
         )
+    cs = soften_hidden_removals(cs, config.hide_before_remove_days, new, cwd=env.cwd)
     accepted = accept_changes(cs, config.accept, fmt, limit)  # kmsnap.yaml accept: its own section
     _output(accepted.shown, fmt, max_chars=limit - len(accepted.section))
     emit(accepted.section)
@@ -304,6 +306,7 @@ def check(
         )
     guard.check_live(result.snapshot)
     see_all = f"kmsnap check --snapshot-dir {shlex.quote(shown)} --format text"
+    cs = soften_hidden_removals(cs, config.hide_before_remove_days, str(where), cwd=env.cwd)
     accepted = accept_changes(cs, config.accept, fmt, limit)  # accepted changes do not fail check
     _output(accepted.shown, fmt, max_chars=limit - len(accepted.section), see_all=see_all)
     emit(accepted.section)

@@ -14,6 +14,7 @@ from kmsnap.config.workflow import WORKFLOW_KEYS, check_workflow_setting
 from kmsnap.errors import ConfigError
 from kmsnap.lint.acceptance import parse_accept
 from kmsnap.lint.config import parse_lint, parse_stale
+from kmsnap.lint.hidden import parse_hide_days
 from kmsnap.model import KINDS
 from kmsnap.snapshot.selection import Selector
 
@@ -22,7 +23,7 @@ CONFIG_NAME = "kmsnap.yaml"
 KEYS = (
     *SETTINGS, "include", "exclude", "ignore_fields", *WORKFLOW_KEYS, "lint", "stale", "compare"
 )
-KEYS += ("accept",)  # changes a team agreed to (kmsnap.lint.acceptance)
+KEYS += ("accept", "hide_before_remove_days")  # kmsnap.lint.acceptance, kmsnap.lint.hidden
 SELECTOR_KEYS = ("accounts", "products")
 TOKEN_HINT = (
     "the token is never read from the config file: set KISSMETRICS_TOKEN or pass --token-file PATH"
@@ -100,6 +101,7 @@ class Checker:
             lint=parse_lint(top.get("lint"), self),
             stale=parse_stale(top.get("stale"), self),
             accept=parse_accept(top.get("accept"), self),
+            hide_before_remove_days=parse_hide_days(top.get("hide_before_remove_days"), self),
             lines={kp[0]: line for kp, line in self.lines.items() if len(kp) == 1},
         )
 

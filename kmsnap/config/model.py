@@ -37,6 +37,7 @@ class Config:
     lint: LintConfig = LintConfig()  # the lint: section (kmsnap.lint.config)
     stale: StaleConfig = StaleConfig()  # the stale: section
     accept: tuple[Acceptance, ...] = ()  # the accept: section (kmsnap.lint.acceptance)
+    hide_before_remove_days: int | None = None  # kmsnap.lint.hidden; None: off
     lines: Mapping[str, int] = field(default_factory=dict)  # top-level key -> line in the file
 
     def source(self, name: str) -> str:
