@@ -53,10 +53,11 @@ def render_page(data: Mapping[str, Any]) -> str:
     title = html.escape(str(data.get("title", "")))
     source = html.escape(str(data.get("source", "")))
     count = len(data.get("entities", ()))
+    policy = html.escape(_csp(), quote=False)  # no double quote in it; single quotes kept
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f'<meta http-equiv="Content-Security-Policy" content="{html.escape(_csp())}">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{policy}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         '<meta name="generator" content="kmsnap docs">\n'
         '<link rel="icon" href="data:,">\n'
