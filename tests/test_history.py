@@ -321,7 +321,9 @@ def test_cli_log_formats(
     assert run(["log"]) == 0
     text = capsys.readouterr()[0]
     assert f"commit {shas['m1']}" in text
-    assert '~ event "Signed Up" → "Sign Up" [e1] renamed (breaking)' in text
+    renamed = next(line for line in text.splitlines() if '"Signed Up" → "Sign Up"' in line)
+    assert renamed.startswith('    ~ event "Signed Up" → "Sign Up" [e1] renamed in account "')
+    assert renamed.endswith("(breaking)") and ' › product "' in renamed
     assert '    type: "string" → "number"' in text
     assert run(["log", "--format", "markdown", "--severity", "breaking"]) == 0
     md = capsys.readouterr()[0]

@@ -291,3 +291,57 @@ def test_check_says_why_it_exits_2(make_emulator: MakeEmulator, tmp_path: Path) 
     assert run(["check", "--api", emu.base_url, "--snapshot-dir", "snap", "--quiet",
                 "--fail-on", "breaking"], env=calm.env(tmp_path)) == 0
     assert "drift" not in calm.err
+
+
+# --- demo interrupted, then kmsnap log on the demo's repository --------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo repository, made by a demo that ran after one interrupted in the same --dir."""
+    from kmsnap.demo.scenario import DemoOptions, DemoStep, run_demo
+
+    where = tmp_path_factory.mktemp("demo") / "d"
+
+    def hang_up(step: DemoStep) -> None:
+        if step.key == "first-pull":
+            raise BrokenPipeError  # kmsnap demo | head: the reader went away
+
+    with pytest.raises(BrokenPipeError):
+        run_demo(DemoOptions(directory=where, size=60, seed=5), hang_up)
+    assert (where / ".git").is_dir()  # half a repository is left ...
+    result = run_demo(DemoOptions(directory=where, size=60, seed=5))  # ... and not in the way
+    assert result.repo == where.resolve()
+    return where
+
+
+def test_a_finished_demo_directory_is_still_refused(demo_repo: Path) -> None:
+    from kmsnap.demo.scenario import DemoOptions, run_demo
+    from kmsnap.errors import UsageError
+
+    with pytest.raises(UsageError, match="not empty"):
+        run_demo(DemoOptions(directory=demo_repo, size=60, seed=5))
+
+
+def test_log_names_account_and_product_and_summarises_the_first_snapshot(
+    demo_repo: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    io_ = Streams()
+    assert run(["log", "--no-cache"], env=io_.env(demo_repo)) == 0
+    text = io_.out
+    assert "initial snapshot: " in text and " entities (" in text and "--all lists them" in text
+    assert text.count(" added") < 20  # the first snapshot's additions are not listed
+    changed = [line for line in text.splitlines() if line.startswith("    ~ event")]
+    assert changed and all(' in account "' in line and ' › product "' in line
+                           for line in changed), changed
+    everything = Streams()
+    assert run(["log", "--no-cache", "--all"], env=everything.env(demo_repo)) == 0
+    assert "initial snapshot" not in everything.out and everything.out.count(" added") >= 60
+    md = Streams()
+    assert run(["log", "--no-cache", "--format", "markdown"], env=md.env(demo_repo)) == 0
+    # The items read like diff's markdown: **word**, kind, quoted name, (id ...), in place
+    items = [line for line in md.out.splitlines() if line.startswith("- **")]
+    assert items and all(" (id " in line for line in items)
+    assert any(line.startswith("- **renamed** event ") and " in account " in line
+               for line in items), items
+    assert "_initial snapshot\\: 60 entities" in md.out

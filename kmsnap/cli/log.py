@@ -123,8 +123,10 @@ def log_command(
     from kmsnap.config import ignore_fields_by_kind, load_config
     from kmsnap.history.view import (
         SEVERITY_LEVELS,
+        Places,
         entity_timeline,
         filter_entries,
+        is_initial,
         place_names,
         render_log,
         render_timeline,
@@ -170,7 +172,14 @@ def log_command(
         entries = filter_entries(
             history.entries, kinds=kind, severity=severity, include_empty=all_commits
         )
-        text = render_log(entries, fmt)
+        # Which account and product: a dozen metrics may be called "Churn". The names come
+        # from the whole history, not only the kinds asked for.
+        places = Places(*place_names(history.entries))
+        # The first snapshot adds everything: one summary line unless --all lists it.
+        oldest = history.entries[-1] if history.entries and not all_commits else None
+        initial = next((e for e in entries if oldest is not None and e.commit == oldest.commit
+                        and is_initial(oldest)), None)
+        text = render_log(entries, fmt, places=places, initial=initial)
     emit(text)
     if timing:
         info(

@@ -136,12 +136,19 @@ def _commit(repo: Path, message: str) -> str:
     return _git(repo, "rev-parse", "--short", "HEAD")
 
 
+# In .git of a demo repository until the demo has finished: a demo interrupted half-way
+# (``kmsnap demo --dir D | head``, Ctrl-C) leaves a repository the next run may start over.
+UNFINISHED = "kmsnap-demo-unfinished"
+
+
 def _prepare_dir(directory: Path | None) -> Path:
     if directory is None:
         return Path(tempfile.mkdtemp(prefix="kmsnap-demo-"))
     if directory.exists() or directory.is_symlink():
         if not directory.is_dir():
             raise UsageError(f"--dir {directory}: exists and is not a directory")
+        if (directory / ".git" / UNFINISHED).is_file() and not directory.is_symlink():
+            _clear(directory)  # an interrupted demo's own leftovers, nothing of anyone else
         if any(directory.iterdir()):
             raise UsageError(
                 f"--dir {directory}: not empty; give a new or empty directory (the demo "
@@ -152,6 +159,16 @@ def _prepare_dir(directory: Path | None) -> Path:
     except OSError as exc:
         raise UsageError(f"--dir {directory}: cannot create it: {exc.strerror}") from None
     return directory.resolve()
+
+
+def _clear(directory: Path) -> None:
+    import shutil
+
+    for child in directory.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 # -------------------------------------------------------------------------- pulling
@@ -313,6 +330,7 @@ def run_demo(options: DemoOptions, report: Report | None = None) -> DemoResult:
             f"(a real {api} on a loopback port: the same HTTP the real one speaks)",
         )))
         _run(options, emulator, targets, result, emit)
+        (repo / ".git" / UNFINISHED).unlink(missing_ok=True)  # finished: the user's now
         result.elapsed = time.perf_counter() - started
         return result
     finally:
@@ -326,6 +344,7 @@ def _run(options: DemoOptions, emulator: Emulator, targets: _Targets, result: De
 
     repo, snapshots = result.repo, result.snapshot_dir
     _git(repo, "init", "--quiet")
+    (repo / ".git" / UNFINISHED).write_text("a kmsnap demo is running or was interrupted\n")
     source = options.source
     first = _pull(emulator.base_url, source)
     _save(first, snapshots)

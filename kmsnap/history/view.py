@@ -9,18 +9,25 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kmsnap.diff.engine import SEVERITIES, Change, normalize_kinds, severity_at_least
+from kmsnap.diff.engine import SEVERITIES, Change, ChangeType, normalize_kinds, severity_at_least
 from kmsnap.errors import UsageError
 from kmsnap.history.walk import Commit, LogEntry
-from kmsnap.model import name_fields
+from kmsnap.model import KINDS, name_fields
 from kmsnap.render.base import (
+    ABSENT_TEXT,
     CHANGE_MARKS,
+    CHANGE_WORDS,
     change_head,
     escape,
     field_lines,
     new_name,
+    old_name,
     plural,
     quote,
+    rename_path,
+    short_escape,
+    short_quote,
+    short_value,
     show_kind,
 )
 from kmsnap.render.changes import LOG_FORMATS
@@ -29,11 +36,15 @@ from kmsnap.render.markdown import md_escape
 __all__ = [
     "LOG_FORMATS",
     "SEVERITY_LEVELS",
+    "NO_PLACES",
     "EntityGroup",
+    "Places",
     "TimelineEvent",
     "entity_groups",
     "entity_timeline",
     "filter_entries",
+    "initial_summary",
+    "is_initial",
     "place_names",
     "render_changes_text",
     "render_log",
@@ -126,9 +137,10 @@ def entity_timeline(entries: Sequence[LogEntry], name_or_id: str) -> list[Timeli
 
 # --- rendering --------------------------------------------------------------------------
 
-def _head(change: Change) -> str:
-    """One line naming a change: ``~ event "Old" → "New" [id] renamed (breaking)``."""
-    text = change_head(change)
+def _head(change: Change, where: str = "") -> str:
+    """One line naming a change: ``~ event "Old" → "New" [id] renamed in account "A" ›
+    product "W" (breaking)``."""
+    text = change_head(change) + (f" in {where}" if where else "")
     if change.severity != "info":
         text += f" ({change.severity})"
     return f"{CHANGE_MARKS.get(change.change, '?')} {text}"
@@ -138,37 +150,115 @@ def _commit_line(commit: Commit) -> str:
     return f"commit {commit.commit}\nDate:   {commit.date}\nAuthor: {escape(commit.author)}"
 
 
-def render_changes_text(changes: Sequence[Change], indent: str) -> list[str]:
-    """One line per change, then one per changed field (``old → new``), all escaped."""
+@dataclass(frozen=True)
+class Places:
+    """Account and product names by id (``place_names``), to say where an entity lives."""
+
+    accounts: Mapping[str, str]
+    products: Mapping[str, str]
+
+    def of(self, change: Change) -> str:
+        """``account "Acme" › product "Web"`` (names, else ids); "" for an account itself."""
+        parts = []
+        for kind, entity_id, names in (("account", change.account_id, self.accounts),
+                                       ("product", change.product_id, self.products)):
+            if entity_id is None or change.kind == kind:
+                continue
+            name = names.get(entity_id)
+            parts.append(f"{kind} {short_quote(name)}" if name is not None
+                         else f"{kind} [{short_escape(entity_id)}]")
+        return " › ".join(parts)
+
+
+NO_PLACES = Places({}, {})
+
+
+def render_changes_text(
+    changes: Sequence[Change], indent: str, places: Places = NO_PLACES
+) -> list[str]:
+    """One line per change (with where the entity lives when ``places`` knows), then one
+    per changed field (``old → new``), all escaped."""
     lines: list[str] = []
     for change in changes:
-        lines.append(indent + _head(change))
+        lines.append(indent + _head(change, places.of(change)))
         lines.extend(f"{indent}    {p}: {old} → {new}" for p, old, new in field_lines(change))
     return lines
 
 
-def _md_changes(changes: Sequence[Change]) -> list[str]:
+def _md_item(change: Change, places: Places) -> list[str]:
+    """One change as ``kmsnap diff --format markdown`` writes it: ``- **renamed** event
+    "Old" → "New" (id x) in account "Acme" › product "Web"``, then its fields."""
+    kind = md_escape(show_kind(change.kind))
+    if change.change == ChangeType.RENAMED:
+        what = (f"{kind} {md_escape(short_quote(old_name(change)))} → "
+                f"{md_escape(short_quote(new_name(change)))}")
+    else:
+        what = f"{kind} {md_escape(short_quote(change.name))}"
+    ident = f"id {md_escape(short_escape(change.id))}"
+    if change.change == ChangeType.RECREATED:
+        ident = (f"id {md_escape(short_escape(change.old_id or ''))} → "
+                 f"{md_escape(short_escape(change.id))}")
+    line = f"- **{CHANGE_WORDS[change.change]}** {what} ({ident})"
+    if change.severity == "breaking":
+        line += " 🛑 breaking"
+    elif change.severity == "warning":
+        line += " ⚠️ warning"
+    where = places.of(change)
+    if where:
+        line += f" in {md_escape(where)}"
+    lines = [line]
+    skip = rename_path(change)
+    for path, sides in (change.fields or {}).items():
+        if path == skip:
+            continue
+        old = (md_escape(short_value(sides["old"])) if "old" in sides else f"_{ABSENT_TEXT}_")
+        new = (md_escape(short_value(sides["new"])) if "new" in sides else f"_{ABSENT_TEXT}_")
+        lines.append(f"  - {md_escape(short_escape(path))}: {old} → {new}")
+    return lines
+
+
+def _md_changes(changes: Sequence[Change], places: Places = NO_PLACES) -> list[str]:
     lines: list[str] = []
     for change in changes:
-        lines.append(f"- {md_escape(_head(change))}")
-        lines.extend(
-            f"  - {md_escape(p)}: {md_escape(old)} → {md_escape(new)}"
-            for p, old, new in field_lines(change)
-        )
+        lines.extend(_md_item(change, places))
     return lines
+
+
+def is_initial(entry: LogEntry) -> bool:
+    """A commit that brought the first snapshot: every change an addition."""
+    return bool(entry.changes) and all(c.change == ChangeType.ADDED for c in entry.changes)
+
+
+def initial_summary(entry: LogEntry) -> str:
+    """``initial snapshot: 2,030 entities (2 accounts, 5 products, ...)``."""
+    counts: dict[str, int] = {}
+    for change in entry.changes:
+        counts[change.kind] = counts.get(change.kind, 0) + 1
+    order = [k for k in KINDS if k in counts] + sorted(k for k in counts if k not in KINDS)
+    parts = ", ".join(plural(counts[k], show_kind(k), KINDS[k].rel if k in KINDS else None)
+                      for k in order)
+    total = len(entry.changes)
+    return (f"initial snapshot: {total:,} {'entity' if total == 1 else 'entities'} ({parts}); "
+            "--all lists them")
 
 
 def _short_date(date: str) -> str:
     return date[:10] if len(date) >= 10 else date
 
 
-def render_log(entries: Sequence[LogEntry], fmt: str) -> str:
-    """The log (newest first) as ``text`` (like ``git log``), ``markdown`` or ``json``."""
+def render_log(
+    entries: Sequence[LogEntry], fmt: str, *, places: Places = NO_PLACES,
+    initial: LogEntry | None = None,
+) -> str:
+    """The log (newest first) as ``text`` (like ``git log``), ``markdown`` or ``json``; each
+    change says where its entity lives (``places``), and the ``initial`` entry (the first
+    snapshot: thousands of additions) is one summary line, not a list."""
     if fmt == "json":
         return json.dumps([e.to_json() for e in entries], ensure_ascii=False, indent=2) + "\n"
     blocks: list[str] = []
     for entry in entries:
         commit = entry.commit
+        summary = initial_summary(entry) if entry is initial else None
         if fmt == "markdown":
             lines = [
                 f"### {md_escape(_short_date(commit.date))} · {md_escape(escape(commit.subject))}",
@@ -177,10 +267,17 @@ def render_log(entries: Sequence[LogEntry], fmt: str) -> str:
                 f"{_count(len(entry.changes))}",
                 "",
             ]
-            lines += _md_changes(entry.changes) or ["_No catalog changes._"]
+            if summary is not None:
+                lines.append(f"_{md_escape(summary)}_")
+            else:
+                lines += _md_changes(entry.changes, places) or ["_No catalog changes._"]
         elif fmt == "text":
             lines = [_commit_line(commit), "", f"    {escape(commit.subject)}", ""]
-            lines += render_changes_text(entry.changes, "    ") or ["    (no catalog changes)"]
+            if summary is not None:
+                lines.append(f"    {summary}")
+            else:
+                lines += (render_changes_text(entry.changes, "    ", places)
+                          or ["    (no catalog changes)"])
         else:
             raise UsageError(f"--format {fmt!r}: use text, markdown or json")
         blocks.append("\n".join(lines))
