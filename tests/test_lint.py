@@ -626,3 +626,41 @@ def test_hidden_since_forgets_an_entity_shown_again() -> None:
     assert hidden_since([step("2020-01-03", True), step("2020-01-02", False)]) == {}
     assert hidden_since([step("2020-01-04", False), step("2020-01-03", True),
                          step("2020-01-02", False)]) == {("event", "e1"): dt.date(2020, 1, 4)}
+
+
+# --- the review comment's governance section -----------------------------------------------
+
+
+def test_the_review_comment_shows_new_lint_findings_and_newly_stale(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "--quiet")
+    old = catalog(("event", event("e1", " Old", last_sent_at="2026-05-01T00:00:00Z",
+                                  first_sent_at="2026-01-01T00:00:00Z")))
+    save_snapshot(old, repo / "snapshots", with_stats=True)
+    git(repo, "add", "-A")
+    git(repo, "commit", "--quiet", "-m", "base")
+    many = [("event", event(f"n{i:04}", f"<b>x</b> @y `{i}`", description=None,
+                            first_sent_at="2020-01-01T00:00:00Z",
+                            last_sent_at="2020-01-01T00:00:00Z")) for i in range(400)]
+    new = catalog(("event", event("e1", " Old", last_sent_at="2026-05-01T00:00:00Z",
+                                  first_sent_at="2026-01-01T00:00:00Z")), *many)
+    save_snapshot(new, repo / "snapshots", with_stats=True)
+    args = ("diff", "HEAD:snapshots", "snapshots", "--format", "markdown")
+    _, plain, _ = command(repo, *args)
+    assert "### Governance" not in plain  # only when kmsnap.yaml has a lint: section
+    (repo / "kmsnap.yaml").write_text("lint: {}\n", encoding="utf-8")
+    status, md, err = command(repo, *args)
+    assert status == 0 and err == ""
+    section = md.split("### Governance\n", 1)[1]
+    assert "**New lint findings (400)**" in section and "**Newly stale (" in section
+    assert "name-whitespace" not in section  # e1's finding is not new
+    assert "<b>" not in md and "@y" not in md and "`1`" not in md
+    assert "more: run `kmsnap lint --format text`" in section
+    assert "more: run `kmsnap stale --format text`" in section
+    assert "`stopped-sending`" in section.split("**Newly stale (")[1]
+    assert len(md) <= 65536
+    _, small, _ = command(repo, *args, "--max-chars", "4000")
+    assert len(small) <= 4000 + 1 and "### Governance" in small
+    _, text, _ = command(repo, "diff", "HEAD:snapshots", "snapshots")
+    assert "Governance" not in text

@@ -36,6 +36,7 @@ from kmsnap.cli.pull import (
 from kmsnap.diff.engine import ChangeSet, normalize_kinds, severity_at_least
 from kmsnap.errors import ExitStatus, UsageError
 from kmsnap.lint.accept import accept_changes
+from kmsnap.lint.governance import review_section
 from kmsnap.lint.hidden import soften_hidden_removals
 from kmsnap.render.changes import FORMATS, render, render_markdown
 from kmsnap.render.markdown import GITHUB_COMMENT_LIMIT
@@ -198,9 +199,10 @@ def diff(
             with_stats=with_stats,
         )
     cs = soften_hidden_removals(cs, config.hide_before_remove_days, new, cwd=env.cwd)
+    governance = review_section(old, new, config, fmt, cwd=env.cwd, limit=limit)  # lint: findings
     accepted = accept_changes(cs, config.accept, fmt, limit)  # kmsnap.yaml accept: its own section
-    _output(accepted.shown, fmt, max_chars=limit - len(accepted.section))
-    emit(accepted.section)
+    _output(accepted.shown, fmt, max_chars=limit - len(accepted.section) - len(governance))
+    emit(accepted.section + governance)
     if exit_code and cs.changes:
         raise typer.Exit(int(ExitStatus.CHANGES))
 
