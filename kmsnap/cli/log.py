@@ -11,6 +11,7 @@ import typer
 from kmsnap.cli._common import emit, info, warn
 from kmsnap.cli.app import app
 from kmsnap.cli.environment import current
+from kmsnap.cli.pull import snapshot_location
 from kmsnap.errors import UsageError
 
 _FORMATS = ("text", "markdown", "json")
@@ -46,6 +47,14 @@ def log_command(
         list[str] | None,
         typer.Option(
             "--rev", "-r", metavar="REV", help="Revision or range to walk (default HEAD)."
+        ),
+    ] = None,
+    snapshot_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--snapshot-dir", metavar="DIR", show_default=False,
+            help="The snapshot directory, as PATH [default: $KMSNAP_SNAPSHOT_DIR, else "
+            "snapshot_dir in kmsnap.yaml (relative to its directory), else snapshots]",
         ),
     ] = None,
     since: Annotated[
@@ -142,11 +151,13 @@ def log_command(
     revisions, path = _split_args(list(args or []), cwd)
     revisions += list(rev or [])
     config = load_config(cwd)
-    snapshot_dir = (
-        path if path is not None else str(config.resolve("snapshot_dir", environ=env.environ))
-    )
+    if path is not None and snapshot_dir is not None and path != snapshot_dir:
+        raise UsageError("PATH and --snapshot-dir name two directories; give one")
+    given = path if path is not None else snapshot_dir
+    if given is None:  # the setting: from kmsnap.yaml relative to its directory
+        _where, given = snapshot_location(config, None)
     query = LogQuery(
-        path=snapshot_dir,
+        path=given,
         revisions=tuple(revisions),
         since=since,
         until=until,

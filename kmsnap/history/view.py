@@ -36,7 +36,6 @@ from kmsnap.render.markdown import md_escape
 __all__ = [
     "LOG_FORMATS",
     "SEVERITY_LEVELS",
-    "NO_PLACES",
     "EntityGroup",
     "Places",
     "TimelineEvent",
@@ -170,22 +169,19 @@ class Places:
         return " › ".join(parts)
 
 
-NO_PLACES = Places({}, {})
-
-
 def render_changes_text(
-    changes: Sequence[Change], indent: str, places: Places = NO_PLACES
+    changes: Sequence[Change], indent: str, places: Places | None = None
 ) -> list[str]:
     """One line per change (with where the entity lives when ``places`` knows), then one
     per changed field (``old → new``), all escaped."""
     lines: list[str] = []
     for change in changes:
-        lines.append(indent + _head(change, places.of(change)))
+        lines.append(indent + _head(change, places.of(change) if places is not None else ""))
         lines.extend(f"{indent}    {p}: {old} → {new}" for p, old, new in field_lines(change))
     return lines
 
 
-def _md_item(change: Change, places: Places) -> list[str]:
+def _md_item(change: Change, places: Places | None) -> list[str]:
     """One change as ``kmsnap diff --format markdown`` writes it: ``- **renamed** event
     "Old" → "New" (id x) in account "Acme" › product "Web"``, then its fields."""
     kind = md_escape(show_kind(change.kind))
@@ -203,7 +199,7 @@ def _md_item(change: Change, places: Places) -> list[str]:
         line += " 🛑 breaking"
     elif change.severity == "warning":
         line += " ⚠️ warning"
-    where = places.of(change)
+    where = places.of(change) if places is not None else ""
     if where:
         line += f" in {md_escape(where)}"
     lines = [line]
@@ -217,7 +213,7 @@ def _md_item(change: Change, places: Places) -> list[str]:
     return lines
 
 
-def _md_changes(changes: Sequence[Change], places: Places = NO_PLACES) -> list[str]:
+def _md_changes(changes: Sequence[Change], places: Places | None = None) -> list[str]:
     lines: list[str] = []
     for change in changes:
         lines.extend(_md_item(change, places))
@@ -247,7 +243,7 @@ def _short_date(date: str) -> str:
 
 
 def render_log(
-    entries: Sequence[LogEntry], fmt: str, *, places: Places = NO_PLACES,
+    entries: Sequence[LogEntry], fmt: str, *, places: Places | None = None,
     initial: LogEntry | None = None,
 ) -> str:
     """The log (newest first) as ``text`` (like ``git log``), ``markdown`` or ``json``; each
