@@ -340,6 +340,20 @@ def test_page_in_a_browser(repo: Path, browser: Chromium) -> None:
     assert browser.problems() == []
 
 
+@needs_browser
+def test_the_example_snapshot_in_a_browser(tmp_path: Path, browser: Chromium) -> None:
+    """The committed example catalog (awkward and hostile names from the emulator)."""
+    example = str(ROOT / "snapshots")
+    assert kmsnap(tmp_path, "docs", example, "--out", "example.html", "--no-history")[0] == 0
+    browser.open((tmp_path / "example.html").as_uri())
+    assert browser.problems() == []
+    assert browser.eval("document.getElementById('count').textContent") == "2000 entities"
+    assert browser.eval("document.querySelectorAll('img').length") == 0
+    browser.eval("kmsnapSearch('<'); document.querySelector('.row').click()")
+    assert "<" in browser.eval("document.querySelector('#detail h2').textContent")
+    assert browser.problems() == []
+
+
 def big_catalog(n: int) -> Snapshot:
     """``n`` entities in 10 products of 2 accounts, with usage stats."""
     snap = Snapshot(api="http://127.0.0.1:1/core")

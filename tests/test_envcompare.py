@@ -210,3 +210,21 @@ def test_compare_reads_rev_path(home: Path) -> None:
         subprocess.run(["git", *args], cwd=home, env=env, check=True, capture_output=True)
     status, out, err = kmsnap(home, "compare", "HEAD:snapshots")
     assert (status, out) == (0, TEXT), err
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "json"])
+def test_the_example_snapshot(tmp_path: Path, fmt: str) -> None:
+    """The committed example: its products' environments pair nothing by themselves (one
+    error line), and two named products compare in every format."""
+    example = str(Path(__file__).resolve().parent.parent / "snapshots")
+    status, _, err = kmsnap(tmp_path, "compare", example)
+    assert status == 1 and "name two with --left and --right" in err
+    assert len(err.strip().splitlines()) == 1
+    status, out, err = kmsnap(tmp_path, "compare", example, "--left", "iOS App", "--right",
+                              "My SaaS Product", "--format", fmt)
+    assert status == 0, err
+    if fmt == "json":
+        summary = json.loads(out)["pairs"][0]["summary"]
+        assert summary["same"] > 0 and summary["only_right"] > 0
+    else:
+        assert "only in production" in out and "the same" in out

@@ -287,3 +287,24 @@ def test_history_outside_git_is_one_error(tmp_path: Path) -> None:
 def test_render_export_rejects_unknown_format() -> None:
     with pytest.raises(ValueError, match="unknown export format"):
         render_export(build_table(catalog()), "xlsx")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "json", "markdown"])
+def test_the_example_snapshot_in_every_format(tmp_path: Path, fmt: str) -> None:
+    """The committed example (a pull of the emulator's catalog, awkward names and all)."""
+    example = Path(__file__).resolve().parent.parent / "snapshots"
+    status, out, err = kmsnap(tmp_path, "export", str(example), "--format", fmt)
+    assert status == 0, err
+    text = out.decode("utf-8")
+    if fmt == "csv":
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+        assert len(rows) == 2001  # the header and 2,000 entities
+        numeric = {rows[0].index("sort_index")}
+        assert not [cell for row in rows[1:] for i, cell in enumerate(row)
+                    if i not in numeric and cell.startswith(("=", "+", "-", "@", "\t", "\r"))]
+    elif fmt == "jsonl":
+        assert len(text.splitlines()) == 2000
+    elif fmt == "json":
+        assert len(json.loads(text)["rows"]) == 2000
+    else:
+        assert text.startswith("# Catalog export: 2000 entities\n")

@@ -21,8 +21,16 @@ FORMATS = ("csv", "jsonl", "json", "markdown")
 JSON_VERSION = 1
 
 
+# Line breaks other than \n that JSON leaves raw: readers that split lines on them (Python's
+# splitlines, some editors) would cut a JSON Lines record in two.
+_BREAKS = {"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"}
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    for char, escaped in _BREAKS.items():
+        text = text.replace(char, escaped)  # only inside strings, where \u means the same
+    return text
 
 
 def _ordered(table: Table, row: dict[str, Any]) -> dict[str, Any]:
@@ -30,7 +38,8 @@ def _ordered(table: Table, row: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_jsonl(table: Table) -> str:
-    """One JSON object per line, every column as a key (null where the entity has none)."""
+    """One JSON object per line, every column as a key (null where the entity has none); no
+    raw U+2028, U+2029 or NEL, so every reader sees one record per line."""
     return "".join(_dumps(_ordered(table, row)) + "\n" for row in table.rows)
 
 
@@ -41,7 +50,10 @@ def render_json(table: Table) -> str:
         "columns": list(table.columns),
         "rows": [_ordered(table, row) for row in table.rows],
     }
-    return json.dumps(doc, ensure_ascii=False, indent=2) + "\n"
+    text = json.dumps(doc, ensure_ascii=False, indent=2)
+    for char, escaped in _BREAKS.items():
+        text = text.replace(char, escaped)
+    return text + "\n"
 
 
 def _md_cell(value: Any) -> str:
