@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kmsnap.config.values import DEFAULTS, ENV_VARS, SETTINGS, parse_env, check_setting
+from kmsnap.config.values import DEFAULTS, ENV_VARS, SETTINGS, check_setting, parse_env
 from kmsnap.errors import ConfigError, UsageError
 from kmsnap.lint.acceptance import Acceptance
 from kmsnap.lint.config import LintConfig, StaleConfig
@@ -85,6 +85,8 @@ class Settings:
     timeout: float
     allow_shrink: bool
     max_shrink: float
+    source: str | None  # "core", "v3", or None: from the api URL
+    max_rpm: int | None
     sources: Mapping[str, str]
 
 
