@@ -148,7 +148,9 @@ SCRIPT = r"""
     var e = E[i], k = K[e[0]], box = $("detail");
     var nodes = [el("h2", null, nameOf(e)), el("p", "when", k.name + " \u00b7 " + place(e))];
     var table = el("table"), rows = [["id", e[3]]];
-    k.columns.forEach(function (c, j) { rows.push([c, show(e[5][j])]); });
+    k.columns.forEach(function (c, j) {
+      if (k.documented[j] || e[5][j] !== null) { rows.push([c, show(e[5][j])]); }
+    });
     rows.forEach(function (r) {
       var tr = el("tr"); tr.appendChild(el("th", null, r[0])); tr.appendChild(el("td", null, r[1]));
       table.appendChild(tr);

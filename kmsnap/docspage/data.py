@@ -57,8 +57,8 @@ def _label(change: Change) -> tuple[str, str]:
 
 
 def _timelines(entries: Sequence[LogEntry]) -> dict[tuple[str, str], list[list[str]]]:
-    """(kind, id) -> [[date, commit, what, detail], ...], oldest first; a re-created entity
-    continues its predecessor's timeline."""
+    """(kind, id) -> [[date, commit (12 characters), what, detail, subject], ...], oldest
+    first; a re-created entity continues its predecessor's timeline."""
     out: dict[tuple[str, str], list[list[str]]] = {}
     for entry in reversed(entries):
         commit = entry.commit
@@ -161,7 +161,11 @@ def build_page_data(
         "stats": bool(stats_kinds),
         "stale_days": stale_days,
         "newest_use": newest.isoformat() if newest is not None else None,
-        "kinds": [{"name": k, "columns": columns[k]} for k in kind_names],
+        # "documented": per column, whether the kind documents it (the page shows an
+        # undocumented column only where the entity has it).
+        "kinds": [{"name": k, "columns": columns[k],
+                   "documented": [c in (KINDS[k].fields if k in KINDS else ()) for c in columns[k]]}
+                  for k in kind_names],
         "accounts": account_list,
         "products": product_list,
         "entities": entities,
