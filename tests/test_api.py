@@ -142,8 +142,7 @@ def test_a_404_is_not_retried(make_emulator: MakeEmulator) -> None:
     {"status": 500},  # the emulator's HTML 500 page
     {"status": 502, "body": "<html>bad gateway</html>"},
     {"cut_body": True},
-    {"status": 200, "body": "<html>a proxy's login page</html>", "content_type": "text/html"},
-])
+])  # an HTML page at 200 (a login portal) is not transient: tests/test_network_errors.py
 def test_transient_faults_are_retried(
     make_emulator: MakeEmulator, fault: dict[str, object]
 ) -> None:

@@ -577,7 +577,8 @@ class Transport:
                     status=status,
                 )
             if _looks_html(response, content):
-                # A portal or a web server's page: the same page again on every retry.
+                # A portal or a web server's page (a wrong --api, a proxy's login): the same
+                # page again on every retry, so refused at once, not after five tries.
                 raise ApiError(
                     f"GET {self._url(final_url)}: HTTP {status} answered HTML, not the API's "
                     "JSON: is --api right?", url=final_url, status=status,
