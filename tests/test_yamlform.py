@@ -230,3 +230,30 @@ def test_plain_values_yaml_1_1_and_1_2_read_differently_are_refused(plain: str) 
 def test_plain_values_every_yaml_reads_alike_are_accepted(plain: str) -> None:
     text = f"- id: 'a'\n  v: {plain}\n"
     assert safe_load(text.encode(), "events.yaml")[0]["v"] == PLAIN_READ_ALIKE[plain]
+
+
+def test_the_uniform_fast_path_refuses_a_line_that_is_not_one_scalar() -> None:
+    # Each line's rest must be exactly one value: one more value, one nested across lines, a
+    # tab or a key given twice must never be read as JSON would read the joined rests.
+    for text in [
+        '- id: "a"\n  x: 1, 2\n',
+        '- id: "a"\n  x: 1, "x": 2\n',
+        '- id: "a"\n  x: [1\n- id: "b"\n  x: 2]\n',
+        '- id: "a"\n  x: 1]\n- id: "b"\n  x: [2\n',
+        '- id: "a"\n  x: \t1\n',
+        '- id: "a"\n  x: "\x85"\n',
+        '- id: "a"\n  id: "b"\n',
+        '- id: "a"\n  x: 1\n- id: "b"\n  y: 2\n  x: 1\n',
+        '- id: "a"\n  x: 1\n-  id: "b"\n  x: 1\n',
+    ]:
+        value = yamlform.fast_load(text)
+        assert value is None, text
+        assert not yamlform.is_canonical_sequence(text)
+
+
+def test_the_uniform_fast_path_reads_many_entities_as_every_yaml_reader_does() -> None:
+    records = [{"id": f"e{i}", "name": HAZARDS[i % len(HAZARDS)], "n": i, "f": i / 7,
+                "ok": i % 2 == 0, "none": None, "weird key": "v"} for i in range(300)]
+    text = yamlform.dump_collection(records)
+    assert yamlform.dump_collection_bytes(records) == text.encode()
+    assert _fast(text) == records == yaml.safe_load(text)

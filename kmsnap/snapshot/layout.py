@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
+from operator import itemgetter, methodcaller
 from typing import Any
 
 from kmsnap.errors import SnapshotError
@@ -107,18 +108,23 @@ def _sort_key(kind: str) -> Any:
 
 
 # The writer escapes a lone surrogate as ``\ud800`` (lowercase; a literal backslash is ``\\``).
-_SURROGATE_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\ud[89a-f]")
+_SURROGATE_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\ud[89a-f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_NAME = {kind: methodcaller("get", spec.name_field) for kind, spec in KINDS.items()}
+_PRODUCT_ID = methodcaller("get", "product_id")
+_PARENT_TYPES = frozenset({str, type(None)})
 
 
-def _encoded(text: str, kind: str, records: list[Record]) -> bytes:
+def _encoded(data: str | bytes, kind: str, records: list[Record]) -> bytes:
     """The file's bytes; a lone surrogate (valid JSON, ``"\ud800"``) is refused by name.
 
     PyYAML reads the escape back as a lone surrogate, which no UTF-8 output can carry (every
     later ``diff --format json`` or ``log`` would fail), so the snapshot readers refuse it and
     the writer must not write it.
     """
-    if "\\ud" in text and _SURROGATE_ESCAPE.search(text) is not None:
+    if isinstance(data, str):
+        data = data.encode()
+    if b"\\ud" in data and _SURROGATE_ESCAPE.search(data) is not None:
         for record in records:
             for key, value in record.items():
                 if _SURROGATE.search(key) or _SURROGATE.search(canonical.format_value(value)):
@@ -127,7 +133,30 @@ def _encoded(text: str, kind: str, records: list[Record]) -> bytes:
                         f"{ascii(key)[:80]} holds a lone surrogate (a \\ud800-\\udfff escape "
                         "that is no character); fix the value in Kissmetrics"
                     )
-    return text.encode()
+    return data
+
+
+def _sorted(kind: str, items: list[tuple[str, Record]]) -> list[tuple[str, Record]]:
+    """``items`` by name (title for metrics), then id; C-level when every name is a string."""
+    getter = _NAME.get(kind)
+    if getter is not None and items:
+        names = list(map(getter, map(itemgetter(1), items)))
+        if _STR_ONLY.issuperset(map(type, names)):
+            # ids are unique, so the records themselves are never compared
+            ordered = sorted(zip(names, map(itemgetter(0), items), items, strict=True))
+            return list(map(itemgetter(2), ordered))
+    return sorted(items, key=_sort_key(kind))
+
+
+_STR_ONLY = frozenset({str})
+
+
+def _ordered_all(kind: str, records: list[Record]) -> list[Record]:
+    """Each record in canonical key order; a record already in it is kept, not copied."""
+    shapes = {shape: None for shape in map(tuple, records)}
+    if all(tuple(_ordered(kind, dict.fromkeys(shape))) == shape for shape in shapes):
+        return records
+    return [_ordered(kind, record) for record in records]
 
 
 class _Renderer:
@@ -145,9 +174,9 @@ class _Renderer:
             self.files[stats_rel] = _encoded(canonical.dump_mapping(stats), kind, [stats])
 
     def collection(self, rel: str, kind: str, items: list[tuple[str, Record]]) -> None:
-        items.sort(key=_sort_key(kind))
-        records = [_ordered(kind, record) for _, record in items]
-        self.files[rel] = _encoded(canonical.dump_collection(records), kind, records)
+        items = _sorted(kind, items)
+        records = _ordered_all(kind, list(map(itemgetter(1), items)))
+        self.files[rel] = _encoded(canonical.dump_collection_bytes(records), kind, records)
         if not self.with_stats:
             return
         by_id = self.snapshot.stats.get(kind, {})
@@ -158,7 +187,7 @@ class _Renderer:
         ]
         if stats:
             stem = rel[: -len(".yaml")]
-            data = canonical.dump_collection(stats)
+            data = canonical.dump_collection_bytes(stats)
             self.files[stem + STATS_SUFFIX] = _encoded(data, kind, stats)
 
 
@@ -194,11 +223,13 @@ def render_snapshot(snapshot: Snapshot, *, with_stats: bool = False) -> dict[str
         rel = KINDS[kind].rel
         buckets: dict[str, list[tuple[str, Record]]] = {pid: [] for pid in product_dirs}
         loose: list[tuple[str, Record]] = []
-        for item in snapshot.of(kind).items():
-            parent = item[1].get("product_id")
-            key = parent if type(parent) is str else _parent_key(parent)
-            bucket = buckets.get(key) if key is not None else None
-            (loose if bucket is None else bucket).append(item)
+        items = list(snapshot.of(kind).items())
+        parents = list(map(_PRODUCT_ID, map(itemgetter(1), items)))
+        if not _PARENT_TYPES.issuperset(map(type, parents)):
+            parents = [p if type(p) is str else _parent_key(p) for p in parents]
+        put = buckets.get
+        for item, parent in zip(items, parents, strict=True):
+            put(parent, loose).append(item)
         for product_id, items in buckets.items():
             out.collection(f"{product_dirs[product_id]}/{rel}.yaml", kind, items)
         if loose:

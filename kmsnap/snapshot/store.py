@@ -12,6 +12,7 @@ import os
 import stat
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -191,6 +192,11 @@ def _records(rel: str, data: bytes, role: Role, value: Any = None) -> list[Recor
         records = value
     else:
         raise SnapshotError("expected a list of entities", path=rel, line=1)
+    try:  # C-level check of the usual case; the loop below finds what is wrong
+        if _ID_TYPES.issuperset(map(type, map(_ID, records))):
+            return records
+    except (KeyError, TypeError):
+        pass
     for index, record in enumerate(records):
         if isinstance(record, dict):
             entity_id = record.get("id")
@@ -206,13 +212,18 @@ def _records(rel: str, data: bytes, role: Role, value: Any = None) -> list[Recor
     return records
 
 
+_ID = itemgetter("id")
+_ID_TYPES = frozenset({str, int})
+
+
 class _Assembler:
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
-        self.seen: dict[tuple[str, bool, str], str] = {}
+        # (kind, stats) -> id -> the file it is in
+        self.seen: dict[tuple[str, bool], dict[str, str]] = {}
 
     def _twice(self, rel: str, data: bytes, role: Role, entity_id: str, index: int | None) -> None:
-        where = self.seen.get((role.kind, role.stats, entity_id), rel)
+        where = self.seen.get((role.kind, role.stats), {}).get(entity_id, rel)
         line = None
         if index is not None:
             line = strict.locate_item(data, "id" if role.mapping else index)
@@ -224,27 +235,28 @@ class _Assembler:
                  located: bool = True) -> None:
         """Ids of entities left out of the snapshot (identical on both sides of a pair): still
         counted, so an id in two files is refused as a full load refuses it."""
-        seen = self.seen
-        for index, entity_id in enumerate(ids):
-            key = (role.kind, role.stats, entity_id)
-            if key in seen:
-                self._twice(rel, data, role, entity_id, index if located else None)
-            seen[key] = rel
+        seen = self.seen.setdefault((role.kind, role.stats), {})
+        fresh = dict.fromkeys(ids, rel)
+        if len(fresh) != len(ids) or not seen.keys().isdisjoint(fresh):
+            again: set[str] = set()
+            for index, entity_id in enumerate(ids):
+                if entity_id in seen or entity_id in again:
+                    self._twice(rel, data, role, entity_id, index if located else None)
+                again.add(entity_id)
+        seen.update(fresh)
 
     def add(self, rel: str, data: bytes, role: Role, records: list[Record]) -> None:
         if not records:
             return
+        ids = list(map(str, map(_ID, records)))
+        self.register(rel, data, role, ids)
         target = self.snapshot.stats if role.stats else self.snapshot.entities
         by_id = target.setdefault(role.kind, {})
-        for index, record in enumerate(records):
-            entity_id = str(record["id"])
-            if (role.kind, role.stats, entity_id) in self.seen:
-                self._twice(rel, data, role, entity_id, index)
-            self.seen[(role.kind, role.stats, entity_id)] = rel
-            if role.stats:
+        if role.stats:
+            for entity_id, record in zip(ids, records, strict=True):
                 by_id[entity_id] = {k: v for k, v in record.items() if k != "id"}
-            else:
-                by_id[entity_id] = record
+        else:
+            by_id.update(zip(ids, records, strict=True))
 
 
 def _as_source(source: SnapshotSource | Path | str) -> SnapshotSource:
