@@ -1,16 +1,17 @@
-"""Regenerate the example outputs and option tables in README.md from the code itself.
+"""Regenerate the example outputs and option tables in README.md and docs/*.md from the code.
 
-Every block between ``<!-- BEGIN generated: NAME -->`` and ``<!-- END generated -->`` in the
-README is produced here: the option tables from the typer command tree, the outputs by really
-running ``kmsnap`` (in-process, through ``kmsnap.cli.run``) against the bundled emulator serving
-a small fixed catalog, in a temporary git repository with fixed commit dates. What varies
-between runs is normalised: the emulator's port becomes 8765, durations become ``0.1 s``,
-the temporary directory becomes ``~/catalog`` and the Python interpreter ``python3``.
+Every block between ``<!-- BEGIN generated: NAME -->`` and ``<!-- END generated -->`` in
+README.md or a page under docs/ (each block lives in exactly one of them) is produced here:
+the option tables from the typer command tree, the outputs by really running ``kmsnap``
+(in-process, through ``kmsnap.cli.run``) against the bundled emulator serving a small fixed
+catalog, in a temporary git repository with fixed commit dates. What varies between runs is
+normalised: the emulator's port becomes 8765, durations become ``0.1 s``, the temporary
+directory becomes ``~/catalog`` and the Python interpreter ``python3``.
 
-``tests/test_docs.py`` regenerates every block and fails when one differs from the README.
+``tests/test_docs.py`` regenerates every block and fails when one differs from its file.
 
 Usage:
-    python scripts/gen_docs.py           # rewrite the blocks in README.md
+    python scripts/gen_docs.py           # rewrite the blocks in README.md and docs/*.md
     python scripts/gen_docs.py --check   # exit 1 when a block is out of date
 """
 
@@ -30,6 +31,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 BLOCK = re.compile(
     r"(<!-- BEGIN generated: (?P<name>[a-z0-9-]+) -->\n)(?P<body>.*?)(<!-- END generated -->)",
     re.S,
@@ -222,6 +224,11 @@ def fence(text: str, lang: str = "console") -> str:
     return f"```{lang}\n{text.rstrip(chr(10))}\n```\n"
 
 
+def quote(text: str) -> str:
+    """``text`` as a markdown blockquote, so that it renders as it would in a comment."""
+    return "".join(f"> {line}\n" if line else ">\n" for line in text.rstrip("\n").split("\n"))
+
+
 def tree(directory: Path, limit: int = 40) -> str:
     """The files of a directory as an indented listing, directories first."""
     lines = [f"{directory.name}/"]
@@ -311,8 +318,9 @@ def command_outputs() -> dict[str, str]:
 
             old_new = ("HEAD~1:snapshots", "snapshots")
             _, blocks["diff-text"] = s.run("diff", *old_new)
-            blocks["diff-markdown"] = fence(s.output("diff", "--format", "markdown", *old_new),
-                                            "markdown")
+            comment = s.output("diff", "--format", "markdown", *old_new)
+            blocks["diff-markdown"] = fence(comment, "markdown")
+            blocks["review-comment"] = quote(comment)
             _, blocks["diff-json"] = s.run("diff", "--format", "json", "--kind", "property",
                                            *old_new)
             _, blocks["diff-github"] = s.run("diff", "--format", "github", "--kind", "event",
@@ -414,11 +422,16 @@ def generate() -> dict[str, str]:
     return blocks
 
 
+def doc_files() -> list[Path]:
+    """The files that may hold generated blocks: README.md and every page under docs/."""
+    return [README, *sorted(DOCS.glob("*.md"))]
+
+
 def update(text: str, blocks: dict[str, str]) -> str:
     """``text`` with each generated block replaced; every marker must have a generator."""
     unknown = [m["name"] for m in BLOCK.finditer(text) if m["name"] not in blocks]
     if unknown:
-        raise KeyError(f"no generator for README block(s): {', '.join(unknown)}")
+        raise KeyError(f"no generator for block(s): {', '.join(unknown)}")
     return BLOCK.sub(lambda m: m.group(1) + blocks[m["name"]] + m.group(4), text)
 
 
@@ -428,18 +441,23 @@ def blocks_in(text: str) -> dict[str, str]:
 
 
 def main(argv: list[str]) -> int:
-    text = README.read_text(encoding="utf-8")
-    new = update(text, generate())
-    if "--check" in argv:
-        if new != text:
-            print("README.md is out of date: run python scripts/gen_docs.py", file=sys.stderr)
-            return 1
-        return 0
-    if new != text:
-        README.write_text(new, encoding="utf-8")
-        print("README.md updated")
-    else:
-        print("README.md is up to date")
+    blocks = generate()
+    stale: list[str] = []
+    for path in doc_files():
+        text = path.read_text(encoding="utf-8")
+        new = update(text, blocks)
+        if new == text:
+            continue
+        name = path.relative_to(ROOT).as_posix()
+        stale.append(name)
+        if "--check" not in argv:
+            path.write_text(new, encoding="utf-8")
+            print(f"{name} updated")
+    if "--check" in argv and stale:
+        print(f"out of date: {', '.join(stale)}: run python scripts/gen_docs.py", file=sys.stderr)
+        return 1
+    if not stale:
+        print("README.md and docs/*.md are up to date")
     return 0
 
 
