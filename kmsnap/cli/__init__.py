@@ -10,17 +10,23 @@ from __future__ import annotations
 
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import typer
 from typer import _click as click
 
-from kmsnap.cli import commands as _commands  # noqa: F401  (registers the commands)
-from kmsnap.cli.app import app
+from kmsnap.cli.app import LazyTyper, app
 from kmsnap.cli.environment import Environment, current, using
 from kmsnap.errors import ExitStatus, KmsnapError
 
 __all__ = ["Environment", "app", "main", "run"]
+
+
+def _load_commands() -> None:
+    from kmsnap.cli import commands  # noqa: F401  (each module registers its commands)
+
+
+LazyTyper.load_commands = _load_commands  # when typer first reads the commands, not before
 
 INTERRUPTED = 130  # typer's exit status for Ctrl-C; kmsnap says so and exits 1 (DESIGN)
 
@@ -65,11 +71,49 @@ def _usage_line(exc: click.exceptions.UsageError) -> str:
     return f"{command + ': ' if command else ''}{message}; see {where} --help"
 
 
+_FAST_FLAGS = {"--exit-code": "exit_code", "--with-stats": "with_stats"}
+_FAST_FORMATS = ("text", "markdown", "json", "github")
+
+
+def _fast_diff(args: list[str]) -> Callable[[], object] | None:
+    """``kmsnap diff OLD NEW`` (with --format, --exit-code, --with-stats at most) as a call of
+    the command's function, without typer's parsing, which imports pydantic and every other
+    command (half of a small diff's time); any other command line goes through typer."""
+    if args == ["--version"]:
+        from kmsnap import __version__
+
+        return lambda: current().write(f"kmsnap {__version__}\n")
+    if len(args) < 3 or args[0] != "diff":
+        return None
+    positional: list[str] = []
+    options: dict[str, object] = {}
+    rest = iter(args[1:])
+    for arg in rest:
+        if arg in _FAST_FLAGS and _FAST_FLAGS[arg] not in options:
+            options[_FAST_FLAGS[arg]] = True
+        elif arg.startswith("--format=") and "fmt" not in options:
+            options["fmt"] = arg[len("--format="):]
+        elif arg == "--format" and "fmt" not in options:
+            options["fmt"] = next(rest, "")
+        elif arg.startswith("-") or len(positional) == 2:
+            return None
+        else:
+            positional.append(arg)
+    if len(positional) != 2 or options.get("fmt", "text") not in _FAST_FORMATS:
+        return None
+    from kmsnap.cli.diff import diff
+
+    return lambda: diff(positional[0], positional[1], **options)  # type: ignore[arg-type]
+
+
 def _run(args: list[str], env: Environment) -> int:
     args = _global_first(args)
     debug = "--debug" in args
     try:
-        result = app(args=args, prog_name="kmsnap", standalone_mode=False)
+        fast = _fast_diff(args)
+        result = fast() if fast is not None else app(
+            args=args, prog_name="kmsnap", standalone_mode=False
+        )
     except KmsnapError as exc:
         if debug:
             traceback.print_exc(file=env.stderr)

@@ -7,7 +7,8 @@ arguments without Python types (typer writes ``OLD <str>``, ``<list[str]>``).
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import typer
 from typer import _click as click
@@ -16,6 +17,7 @@ from typer.core import TyperArgument, TyperGroup
 from kmsnap import __version__
 
 HELP_OPTIONS = ["-h", "--help"]
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 def _summary(help_text: str | None) -> str | None:
@@ -48,7 +50,42 @@ class KmsnapGroup(TyperGroup):
             tidy_command(command)
 
 
-app = typer.Typer(
+class LazyTyper(typer.Typer):
+    """typer's app whose command modules are imported the first time typer reads its commands
+    (to parse, to show help, ``typer.main.get_command``), not when ``kmsnap.cli`` is imported:
+    ``kmsnap diff OLD NEW`` runs without them (``kmsnap.cli._fast_diff``)."""
+
+    # Set by ``kmsnap.cli``: imports every command module (each registers its commands).
+    load_commands: Callable[[], object] | None = None
+    _registering = 0
+
+    @property
+    def registered_commands(self) -> list[Any]:
+        load, LazyTyper.load_commands = LazyTyper.load_commands, None
+        if load is not None and not LazyTyper._registering:
+            load()
+        elif load is not None:
+            LazyTyper.load_commands = load
+        return self._registered
+
+    @registered_commands.setter
+    def registered_commands(self, value: list[Any]) -> None:
+        self._registered = value
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[_F], _F]:
+        register = super().command(*args, **kwargs)
+
+        def decorator(function: _F) -> _F:
+            LazyTyper._registering += 1  # a command registering itself reads nothing
+            try:
+                return register(function)
+            finally:
+                LazyTyper._registering -= 1
+
+        return decorator
+
+
+app = LazyTyper(
     name="kmsnap",
     cls=KmsnapGroup,
     help=(
