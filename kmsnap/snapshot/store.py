@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from kmsnap.errors import SnapshotError
 from kmsnap.model import SOURCES, Record, Snapshot
-from kmsnap.snapshot import canonical, parse
+from kmsnap.snapshot import canonical, parse, strict
 from kmsnap.snapshot.atomic import replace_tree
 from kmsnap.snapshot.layout import (
     FORMAT_VERSION,
@@ -207,16 +207,9 @@ def _records(rel: str, data: bytes, role: Role, value: Any = None) -> list[Recor
             problem = "an entity without a string id"
         else:
             problem = "an entry that is not a mapping"
-        line = _locate(data, "id" if role.mapping else index)
+        line = strict.locate_item(data, "id" if role.mapping else index)
         raise SnapshotError(problem, path=rel, line=line)
     return records
-
-
-def _locate(data: bytes, item: int | str) -> int | None:
-    """The line of an entity, for an error (the strict loader, and PyYAML, loaded only then)."""
-    from kmsnap.snapshot import strict
-
-    return strict.locate_item(data, item)
 
 
 _ID = itemgetter("id")
@@ -233,7 +226,7 @@ class _Assembler:
         where = self.seen.get((role.kind, role.stats), {}).get(entity_id, rel)
         line = None
         if index is not None:
-            line = _locate(data, "id" if role.mapping else index)
+            line = strict.locate_item(data, "id" if role.mapping else index)
         raise SnapshotError(
             f"{role.kind} {entity_id!r} appears twice (also in {where})", path=rel, line=line,
         )
@@ -283,7 +276,7 @@ def _read_meta(
         found = meta.get("format") if isinstance(meta, dict) else None
         raise SnapshotError(
             f"unsupported snapshot format {found!r} (this kmsnap reads format {FORMAT_VERSION})",
-            path=META_FILE, line=_locate(data, "format"),
+            path=META_FILE, line=strict.locate_item(data, "format"),
         )
     api = meta.get("api")
     other = meta.get("other_kinds") or {}
