@@ -352,7 +352,18 @@ def _template(heads: tuple[str, ...]) -> re.Pattern[str]:
 
 
 def _uniform_sequence(text: str) -> list[Any] | None:
-    """The records of a sequence whose entities all share one key order, or None.
+    """The records of a sequence whose entities all share one key order, or None."""
+    found = _uniform_values(text)
+    if found is None:
+        return None
+    keys, flat = found
+    size = len(keys)
+    return list(map(dict, map(zip, repeat(keys), zip(*[iter(flat)] * size, strict=True))))
+
+
+def _uniform_values(text: str) -> tuple[list[str], list[Any]] | None:
+    """The keys and the flat list of values of a sequence whose entities all share one key
+    order, or None.
 
     Sound without a regex over each value: the template matches whole lines from a line
     start, so when its matches hold every line, every line is ``(- |  )KEY: REST`` with the
@@ -389,7 +400,24 @@ def _uniform_sequence(text: str) -> list[Any] | None:
         return None
     if len(flat) != lines or not _SCALARS.issuperset(map(type, flat)):
         return None
-    return list(map(dict, map(zip, repeat(keys), zip(*[iter(flat)] * size, strict=True))))
+    return keys, flat
+
+
+def sequence_ids(text: str) -> list[Any] | None:
+    """The ``id`` of each entity of a non-empty sequence (None for one without), or None when
+    ``fast_load`` would not read the text: checked as it checks, the entities not built."""
+    if not text.startswith("- ") or not text.endswith("\n"):
+        return None
+    found = _uniform_values(text)
+    if found is not None:
+        keys, flat = found
+        if "id" not in keys:
+            return [None] * (len(flat) // len(keys))
+        return flat[keys.index("id")::len(keys)]
+    records = fast_load(text)
+    if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+        return None
+    return [record.get("id") for record in records]
 
 
 def is_canonical_sequence(text: str) -> bool:

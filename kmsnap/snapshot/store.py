@@ -7,7 +7,6 @@ Where files go is ``kmsnap.snapshot.layout``; the YAML form is
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 from collections.abc import Iterator, Mapping, Sequence
@@ -300,8 +299,8 @@ def _roles(
     return roles
 
 
-def _read(source: SnapshotSource, rels: Sequence[str]) -> dict[str, bytes]:
-    """The files' bytes; sizes known from the listing are checked before anything is read."""
+def _check_known_sizes(source: SnapshotSource, rels: Sequence[str]) -> None:
+    """Sizes known from the listing, checked before anything is read."""
     sizes = getattr(source, "sizes", None)  # both sources know sizes without reading
     if callable(sizes):
         known = sizes()
@@ -311,6 +310,13 @@ def _read(source: SnapshotSource, rels: Sequence[str]) -> dict[str, bytes]:
             _check_size(rel, size)
             total += size
         _check_total(source, total)
+
+
+def _read(source: SnapshotSource, rels: Sequence[str]) -> dict[str, bytes]:
+    """The files' bytes; sizes known from the listing are checked before anything is read."""
+    if not rels:
+        return {}
+    _check_known_sizes(source, rels)
     files = source.read_files(rels)
     total = 0
     for rel, data in files.items():
@@ -364,9 +370,9 @@ def _differing(old: bytes, new: bytes) -> tuple[Any, Any, list[str]] | None:
     """The records of the entity chunks that differ between two versions of one file.
 
     Only when both whole files are in the canonical form (so a chunk means the same alone as
-    in its file); the common chunks are validated once, as they are the same bytes on both
-    sides, and their ids come third (an id must not appear twice). None when the files must
-    be read whole.
+    in its file); the common chunks are the same bytes on both sides, so they are checked
+    once, without building their entities, and their ids come third (an id must not appear
+    twice). None when the files must be read whole.
     """
     try:
         old_chunks = _chunks(old.decode("utf-8"))
@@ -379,40 +385,27 @@ def _differing(old: bytes, new: bytes) -> tuple[Any, Any, list[str]] | None:
     if len(old_set) != len(old_chunks) or len(new_set) != len(new_chunks):
         return None
     common = old_set & new_set
-    if not common or not canonical.is_canonical_sequence(
-        _join([c for c in old_chunks if c in common])
-    ):
+    if not common:
+        return None
+    ids = canonical.sequence_ids(_join([c for c in old_chunks if c in common]))
+    if ids is None or not _ID_TYPES.issuperset(map(type, ids)):
         return None
     old_value = canonical.fast_load(_join([c for c in old_chunks if c not in common]))
     new_value = canonical.fast_load(_join([c for c in new_chunks if c not in common]))
     if old_value is None or new_value is None:
         return None
-    ids = _chunk_ids([c for c in old_chunks if c in common])
-    if ids is None:
-        return None
-    return old_value, new_value, ids
-
-
-def _chunk_ids(chunks: Sequence[str]) -> list[str] | None:
-    """The ids of canonical entity chunks (``id`` is always the first key), as the loader
-    would give them; None when one is not a string or an integer."""
-    texts = []
-    for chunk in chunks:
-        if not chunk.startswith("id: "):
-            return None
-        end = chunk.find("\n")
-        texts.append(chunk[4:] if end < 0 else chunk[4:end])
-    try:
-        values = json.loads("[" + ",".join(texts) + "]")
-    except ValueError:
-        return None
-    if not all(type(v) is str or type(v) is int for v in values):
-        return None
-    return [str(v) for v in values]
+    return old_value, new_value, list(map(str, ids))
 
 
 def _file_ids(rel: str, data: bytes, role: Role) -> list[str]:
     """The ids of a whole file, checked as a full load checks it."""
+    if not role.mapping and b"\r" not in data and len(data) <= MAX_FILE_BYTES:
+        try:
+            ids = canonical.sequence_ids(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            ids = None
+        if ids is not None and _ID_TYPES.issuperset(map(type, ids)):
+            return list(map(str, ids))
     return [str(record["id"]) for record in _records(rel, data, role)]
 
 
@@ -458,58 +451,98 @@ def load_pair(
         if same_id(rel)
         and (not with_stats or rel.endswith(STATS_SUFFIX) or same_id(_stats_of(rel)))
     }
+    old_rels = [rel for rel in old_roles if rel not in skip]
+    new_rels = [rel for rel in new_roles if rel not in skip]
     with _about(old):
-        old_files = _read(old, [rel for rel in old_roles if rel not in skip])
+        _check_known_sizes(old, old_rels)
     with _about(new):
-        new_files = _read(new, [rel for rel in new_roles if rel not in skip])
-    stats_differ = {
-        rel for rel in old_roles.keys() | new_roles.keys()
-        if rel.endswith(STATS_SUFFIX) and rel not in skip
-        and old_files.get(rel) != new_files.get(rel)
-    }
-    reduced: dict[str, tuple[Any, Any, list[str]]] = {}
-    for rel in shared:
-        if rel in skip:
-            continue
-        if not rel.endswith(STATS_SUFFIX) and _stats_of(rel) in stats_differ:
-            continue  # the diff needs the entity beside its changed usage fields
-        a, b = old_files[rel], new_files[rel]
-        if a == b:
-            skip.add(rel)
-        elif (pair := _differing(a, b)) is not None:
-            reduced[rel] = pair
+        _check_known_sizes(new, new_rels)
+    # Usage files first (with stats): whether one moved decides how its catalog file is read.
+    stats_rels = sorted(rel for rel in {*old_rels, *new_rels} if rel.endswith(STATS_SUFFIX))
+    with _about(old):
+        old_stats = _read(old, [rel for rel in stats_rels if rel in old_roles])
+    with _about(new):
+        new_stats = _read(new, [rel for rel in stats_rels if rel in new_roles])
+    stats_differ = {rel for rel in stats_rels if old_stats.get(rel) != new_stats.get(rel)}
+    shared_set = set(shared)
+    sides = [
+        (old, old_roles, _Assembler(Snapshot(api=old_api, source=old_origin)), 0),
+        (new, new_roles, _Assembler(Snapshot(api=new_api, source=new_origin)), 1),
+    ]
+    # The files are read and compared a batch at a time, each side's batch dropped before the
+    # next is read: peak memory is a batch, not both trees.
+    old_total = new_total = 0
+    for batch in _batches(sorted({*old_rels, *new_rels}), old, new):
+        with _about(old):
+            old_files = {**_read(old, [r for r in batch if r in old_roles and r not in old_stats]),
+                         **{r: old_stats[r] for r in batch if r in old_stats}}
+            old_total += sum(map(len, old_files.values()))
+            _check_total(old, old_total)
+        with _about(new):
+            new_files = {**_read(new, [r for r in batch if r in new_roles and r not in new_stats]),
+                         **{r: new_stats[r] for r in batch if r in new_stats}}
+            new_total += sum(map(len, new_files.values()))
+            _check_total(new, new_total)
+        for rel in batch:
+            _pair_file(rel, old_files.get(rel), new_files.get(rel), sides,
+                       reducible=rel in shared_set and (
+                           rel.endswith(STATS_SUFFIX) or _stats_of(rel) not in stats_differ))
+    # A file with equal content ids on both sides (git blobs) is never read.
+    return sides[0][2].snapshot, sides[1][2].snapshot
 
-    # A byte-identical file is still checked and its ids counted once (the same on both
-    # sides), so an id in two files is refused as in a full load: ``diff X X`` must not pass a
-    # tree that ``check`` refuses. Files with equal content ids (git blobs) are never read.
-    with _about(new):
-        skipped_ids = {
-            rel: _file_ids(rel, new_files[rel], new_roles[rel]) for rel in skip if rel in new_files
-        }
-    snapshots = []
-    for source, roles, files, api, side, origin in (
-        (old, old_roles, old_files, old_api, 0, old_origin),
-        (new, new_roles, new_files, new_api, 1, new_origin),
-    ):
-        snapshot = Snapshot(api=api, source=origin)
-        assembler = _Assembler(snapshot)
+
+_Side = tuple[SnapshotSource, dict[str, Role], _Assembler, int]
+
+
+def _pair_file(rel: str, old: bytes | None, new: bytes | None, sides: list[_Side], *,
+               reducible: bool) -> None:
+    """One file of a pair into both snapshots: left out when identical, reduced to the
+    differing entities when both versions are canonical, else read whole."""
+    pair = None
+    if reducible and old is not None and new is not None:
+        if old == new:
+            # Still checked and its ids counted once (the same on both sides), so an id in
+            # two files is refused as in a full load: ``diff X X`` must not pass a tree that
+            # ``check`` refuses.
+            with _about(sides[1][0]):
+                ids = _file_ids(rel, new, sides[1][1][rel])
+            for source, roles, assembler, _ in sides:
+                with _about(source):
+                    assembler.register(rel, new, roles[rel], ids)
+            return
+        pair = _differing(old, new)
+    for (source, roles, assembler, side), data in zip(sides, (old, new), strict=True):
+        if data is None or rel not in roles:
+            continue
+        role = roles[rel]
         with _about(source):
-            for rel, role in roles.items():
-                if rel in skip:
-                    if rel in skipped_ids:
-                        assembler.register(rel, new_files[rel], role, skipped_ids[rel])
-                    continue
-                data = files[rel]
-                if rel in reduced:
-                    assembler.register(rel, data, role, reduced[rel][2], located=False)
-                records = None
-                if rel in reduced:
-                    try:
-                        records = _records(rel, data, role, reduced[rel][side])
-                    except SnapshotError:
-                        records = None  # read it whole for an error with the right line
-                if records is None:
-                    records = _records(rel, data, role)
-                assembler.add(rel, data, role, records)
-        snapshots.append(snapshot)
-    return snapshots[0], snapshots[1]
+            records = None
+            if pair is not None:
+                assembler.register(rel, data, role, pair[2], located=False)
+                try:
+                    records = _records(rel, data, role, pair[side])
+                except SnapshotError:
+                    records = None  # read it whole for an error with the right line
+            if records is None:
+                records = _records(rel, data, role)
+            assembler.add(rel, data, role, records)
+
+
+BATCH_BYTES = 32 * 1024 * 1024
+
+
+def _batches(rels: list[str], *sources: SnapshotSource) -> Iterator[list[str]]:
+    """``rels`` in runs of at most ``BATCH_BYTES`` (by the sizes the listings know) or 256."""
+    known = [getattr(source, "sizes", None) for source in sources]
+    sizes = [k() if callable(k) else {} for k in known]
+    batch: list[str] = []
+    total = 0
+    for rel in rels:
+        size = max(s.get(rel, 0) for s in sizes)
+        if batch and (total + size > BATCH_BYTES or len(batch) >= 256):
+            yield batch
+            batch, total = [], 0
+        batch.append(rel)
+        total += size
+    if batch:
+        yield batch
