@@ -103,6 +103,8 @@ class Environment:
             force_terminal=(
                 None if self.stderr_isatty == _isatty(self.stderr) else self.stderr_isatty
             ),
+            # Messages quote names and terms: ":x:" in one must stay text, not become ❌.
+            emoji=False,
             _environ=self.environ,
         )
 

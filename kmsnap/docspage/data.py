@@ -16,7 +16,10 @@ from kmsnap.export.table import BASE_COLUMNS, USAGE_COLUMNS, build_table
 from kmsnap.history.walk import LogEntry
 from kmsnap.model import KINDS, kind_sort_key
 
-__all__ = ["DATA_VERSION", "DEFAULT_STALE_DAYS", "ENTITY_FIELDS", "FLAGS", "build_page_data"]
+__all__ = [
+    "DATA_VERSION", "DEFAULT_STALE_DAYS", "ENTITY_FIELDS", "FLAGS", "build_page_data",
+    "change_label",
+]
 
 DATA_VERSION = 1
 DEFAULT_STALE_DAYS = 90
@@ -38,8 +41,8 @@ def _when(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
-def _label(change: Change) -> tuple[str, str]:
-    """(what happened, detail) for one change in a timeline."""
+def change_label(change: Change) -> tuple[str, str]:
+    """(what happened, detail) for one change in a timeline (the page's and kmsnap show's)."""
     fields = change.fields or {}
     if change.change == "renamed":
         olds = [s.get("old") for s in fields.values() if isinstance(s.get("old"), str)]
@@ -66,7 +69,7 @@ def _timelines(entries: Sequence[LogEntry]) -> dict[tuple[str, str], list[list[s
             key = (change.kind, change.id)
             if change.change == "recreated" and change.old_id is not None:
                 out[key] = out.pop((change.kind, change.old_id), [])
-            what, detail = _label(change)
+            what, detail = change_label(change)
             out.setdefault(key, []).append(
                 [commit.date, commit.commit[:_SHORT], what, detail, commit.subject]
             )
