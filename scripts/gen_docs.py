@@ -399,6 +399,10 @@ def catalog_outputs() -> dict[str, str]:
             blocks["export"] = fence(text.replace("\r\n", "\n"))
             _, blocks["compare"] = s.run("compare", "--require", "left-in-right")
             blocks["compare"] = fence(blocks["compare"])
+            _, text = s.run("find", "kind:event", "-hidden:true", "description:none")
+            blocks["find"] = fence(text)
+            _, text = s.run("show", "Legacy click")
+            blocks["show"] = fence(text)
     return blocks
 
 
