@@ -329,6 +329,7 @@ def command_outputs() -> dict[str, str]:
                                                 *old_new)
             _, blocks["log"] = s.run("log")
             _, blocks["log-entity"] = s.run("log", "--entity", "Started checkout")
+            _, blocks["show"] = s.run("show", "Started checkout")
             _, blocks["init"] = s.run("init", "--fail-on", "breaking", "--git-driver")
             with _env({"KISSMETRICS_TOKEN": "not-the-token"}):
                 _, blocks["error-401"] = s.run("pull", "--api", api)
@@ -337,7 +338,8 @@ def command_outputs() -> dict[str, str]:
             broken.write_text("<<<<<<< HEAD\n" + broken.read_text(), encoding="utf-8")
             _, blocks["error-broken"] = s.run("diff", "HEAD:snapshots", "snapshots")
         for name in ("pull", "check", "diff-text", "diff-json", "diff-github", "diff-exit-code",
-                     "log", "log-entity", "init", "error-401", "error-http", "error-broken"):
+                     "log", "log-entity", "show", "init", "error-401", "error-http",
+                     "error-broken"):
             blocks[name] = fence(blocks[name])
     return blocks
 
@@ -401,8 +403,6 @@ def catalog_outputs() -> dict[str, str]:
             blocks["compare"] = fence(blocks["compare"])
             _, text = s.run("find", "kind:event", "-hidden:true", "description:none")
             blocks["find"] = fence(text)
-            _, text = s.run("show", "Legacy click")
-            blocks["show"] = fence(text)
     return blocks
 
 

@@ -166,7 +166,7 @@ def show_command(
     from kmsnap.export import build_table
     from kmsnap.export.query import close_names, pick_rows
     from kmsnap.model import kind_for_rel
-    from kmsnap.render.base import short_quote
+    from kmsnap.render.base import escape, short_quote
 
     if fmt not in SHOW_FORMATS:
         raise UsageError(f"--format: unknown format {fmt!r}; use one of {', '.join(SHOW_FORMATS)}")
@@ -179,7 +179,7 @@ def show_command(
             if close else ""
         narrowed = " with that --kind/--product" if kind or product else ""
         raise UsageError(f"no entity has the id or name {short_quote(name_or_id)} in "
-                         f"{spec}{narrowed}{hint}")
+                         f"{escape(spec)}{narrowed}{hint}")
     if len(rows) > 1:
         raise _ambiguous(rows, name_or_id)
     row = rows[0]
