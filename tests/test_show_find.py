@@ -136,6 +136,10 @@ def test_bad_terms_name_themselves_and_suggest(term: str, message: str) -> None:
     assert message in str(raised.value) and "\n" not in str(raised.value)
 
 
+def test_a_colon_inside_a_value_is_not_a_second_term() -> None:
+    assert parse_term('description:"note: see also: x"').value == "note: see also: x"
+
+
 def test_what_reads_as_a_term_and_what_as_a_snapshot() -> None:
     assert is_term("kind:event") and is_term("-hidden:true") and is_term("knd:event")
     assert not is_term("HEAD~1:snapshots") and not is_term("main:snapshots")

@@ -59,6 +59,8 @@ _REGEX = re.compile(r"/(.*)/([i]*)\Z", re.DOTALL)
 _MAX_TERM = 1000
 _LAST_USE = ("last_used_at", "last_sent_at")
 _KEY = re.compile(r"-?([a-z_]+):", re.ASCII)
+# "kind:event hidden:true" given as one argument (quoted whole): two terms, not a kind.
+_JOINED = re.compile(r"\s-?(?:" + "|".join(KEYS) + r"):")
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ def parse_term(text: str, *, kinds: Collection[str] = ()) -> Term:
                          + (f"; did you mean {hint}:?" if hint else "")
                          + f" (keys: {', '.join(KEYS)})")
     value = _unquote(raw)
-    if re.search(r"\s[a-z_]+:", value):
+    if _JOINED.search(value):
         raise UsageError(f"term {shown}: one term per argument (split it at the spaces)")
     term = Term(text=text, key=key, value=value, negate=negate)
     if key == "kind":
