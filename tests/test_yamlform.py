@@ -257,3 +257,15 @@ def test_the_uniform_fast_path_reads_many_entities_as_every_yaml_reader_does() -
     text = yamlform.dump_collection(records)
     assert yamlform.dump_collection_bytes(records) == text.encode()
     assert _fast(text) == records == yaml.safe_load(text)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_records, min_size=1, max_size=4))
+def test_the_bytes_writer_writes_exactly_what_the_text_writer_writes(records: list[Any]) -> None:
+    try:
+        expected = yamlform.dump_collection(records).encode("utf-8", "surrogatepass")
+    except (SnapshotError, ValueError) as exc:
+        with pytest.raises(type(exc)):
+            yamlform.dump_collection_bytes(records)
+        return
+    assert yamlform.dump_collection_bytes(records) == expected
