@@ -14,7 +14,6 @@ import ipaddress
 import json
 import os
 import re
-import socket
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,8 +24,6 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.utils import get_environ_proxies
 from urllib3._version import __version__ as urllib3_version
-from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import MaxRetryError
 
 from kmsnap import __version__
@@ -54,6 +51,7 @@ from kmsnap.sources.pacing import (
     refused,
     retry_after_seconds,
 )
+from kmsnap.sources.watchdog import Watch, Watchdog, WatchedAdapter, WatchedDeadline, current
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # one answer, decompressed; real pages are well under 1 MiB
 MAX_RETRY_AFTER = RETRY_AFTER_CAP  # seconds: a longer Retry-After fails the request at once
@@ -149,142 +147,6 @@ def scrub(text: object, secrets: Iterable[str], limit: int = 200) -> str:
     if len(clean) > limit:
         clean = clean[: max(limit - 3, 0)] + "..."
     return clean
-
-
-class _Watch:
-    """One request's time limits, and the socket to shut when one passes."""
-
-    def __init__(self, deadline_end: float | None, budget: float) -> None:
-        self.deadline_end = deadline_end
-        self.budget = budget
-        self.attempt_end: float | None = None
-        self.sock: socket.socket | None = None
-        self.fired: str | None = None  # "deadline" or "slow"
-        self.lock = threading.Lock()
-
-    def fire_at(self) -> float | None:
-        ends = [end for end in (self.deadline_end, self.attempt_end) if end is not None]
-        return min(ends) if ends else None
-
-    def shut(self) -> None:
-        if self.sock is not None:
-            try:  # the plain socket's shutdown, also under TLS: a blocked recv returns now
-                socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
-_current = threading.local()  # the _Watch of the request this thread is making
-
-
-def _arm(sock: object, now: float | None = None) -> None:
-    """A connection is about to send: start this attempt's clock, note its socket."""
-    watch: _Watch | None = getattr(_current, "watch", None)
-    clock: Clock | None = getattr(_current, "clock", None)
-    if watch is None or clock is None or not isinstance(sock, socket.socket):
-        return
-    with watch.lock:
-        watch.sock = sock
-        watch.attempt_end = clock.monotonic() + watch.budget
-        if watch.fired:
-            watch.shut()
-
-
-def _disarm() -> None:
-    """This thread's attempt is over (a retry is about to wait): no time budget runs now."""
-    watch: _Watch | None = getattr(_current, "watch", None)
-    if watch is not None:
-        with watch.lock:
-            watch.attempt_end = None
-
-
-class _WatchedDeadline(Deadline):
-    """The client's deadline: a wait between two attempts does not count against either."""
-
-    def sleep(self, seconds: float) -> None:
-        _disarm()
-        super().sleep(seconds)
-
-
-class _Watchdog:
-    """One thread per client that shuts the socket of a request past its deadline or its
-    time budget: a body dripping one byte a second resets every read timeout, not this."""
-
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-        self._cond = threading.Condition()
-        self._watches: set[_Watch] = set()
-        self._thread: threading.Thread | None = None
-        self._closed = False
-
-    def add(self, watch: _Watch) -> None:
-        with self._cond:
-            self._watches.add(watch)
-            if self._thread is None and not self._closed:
-                self._thread = threading.Thread(target=self._run, name="kmsnap-watchdog",
-                                                daemon=True)
-                self._thread.start()
-            self._cond.notify()
-
-    def remove(self, watch: _Watch) -> None:
-        with self._cond:
-            self._watches.discard(watch)
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify()
-
-    def _run(self) -> None:
-        with self._cond:
-            while not self._closed:
-                now = self._clock.monotonic()
-                for watch in self._watches:
-                    with watch.lock:
-                        at = watch.fire_at()
-                        if watch.fired is None and at is not None and now >= at:
-                            expired = watch.deadline_end is not None and now >= watch.deadline_end
-                            watch.fired = "deadline" if expired else "slow"
-                            watch.shut()
-                self._cond.wait(0.1 if self._watches else None)
-
-
-class _WatchedHTTPConnection(HTTPConnection):
-    def connect(self) -> None:
-        super().connect()
-        _arm(self.sock)
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _arm(self.sock)
-        super().request(*args, **kwargs)
-
-
-class _WatchedHTTPSConnection(HTTPSConnection):
-    def connect(self) -> None:
-        super().connect()
-        _arm(self.sock)
-
-    def request(self, *args: Any, **kwargs: Any) -> None:
-        _arm(self.sock)
-        super().request(*args, **kwargs)
-
-
-class _WatchedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-
-class _WatchedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-
-class _WatchedAdapter(HTTPAdapter):
-    """requests' adapter on connections the watchdog can reach."""
-
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {
-            "http": _WatchedHTTPPool, "https": _WatchedHTTPSPool,
-        }
 
 
 # urllib3 before 2.6 decodes a whole read at once: gzip or deflate of 4 KiB gives at most
@@ -392,8 +254,8 @@ class Transport:
         self._clock = clock
         self.max_body = max_body
         self.max_retry_after = max_retry_after
-        self.deadline: Deadline = _WatchedDeadline(clock, deadline)
-        self._watchdog = _Watchdog(clock)
+        self.deadline: Deadline = WatchedDeadline(clock, deadline)
+        self._watchdog = Watchdog(clock)
         self.pacer = Pacer(clock, max_rps, deadline=self.deadline, max_wait=max_retry_after,
                            per_minute=per_minute, backoff_base=backoff_base)
         self._own_session = session is None
@@ -421,7 +283,7 @@ class Transport:
             session.verify = True
         for prefix in ("https://", "http://"):
             if type(session.get_adapter(prefix)) is HTTPAdapter:
-                adapter = _WatchedAdapter(
+                adapter = WatchedAdapter(
                     pool_connections=2,
                     pool_maxsize=max(concurrency, 10),
                     max_retries=make_retry(
@@ -624,21 +486,21 @@ class Transport:
     def _get(self, url: str) -> tuple[str, requests.Response, bytes]:
         """One GET with its redirects followed by hand, same origin only, under the watchdog."""
         connect, read = self._timeout
-        watch = _Watch(self.deadline.end, RESPONSE_TIME_FACTOR * read)
+        watch = Watch(self.deadline.end, RESPONSE_TIME_FACTOR * read)
         self._watchdog.add(watch)
-        _current.watch, _current.clock = watch, self._clock
+        current.watch, current.clock = watch, self._clock
         try:
             got = self._get_watched(url, DeadlineTimeout(connect, read, self.deadline))
         except (requests.RequestException, OSError, ValueError):
             self._raise_if_fired(watch, url)
             raise
         finally:
-            _current.watch = None
+            current.watch = None
             self._watchdog.remove(watch)
         self._raise_if_fired(watch, url)  # a shut socket can also look like the end of a body
         return got
 
-    def _raise_if_fired(self, watch: _Watch, url: str) -> None:
+    def _raise_if_fired(self, watch: Watch, url: str) -> None:
         if watch.fired == "deadline":
             raise DeadlinePassed() from None
         if watch.fired == "slow":
