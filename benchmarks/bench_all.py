@@ -71,8 +71,10 @@ import json, os, sys, tempfile, time
 from pathlib import Path
 from kmsnap.sources.core.crawler import PullOptions, pull_snapshot
 from kmsnap.snapshot.store import save_snapshot
+options = PullOptions(api=sys.argv[1], token=sys.argv[2])
+options.with_stats = False  # as `kmsnap pull` without --with-stats (an older kmsnap ignores it)
 started = time.perf_counter()
-result = pull_snapshot(PullOptions(api=sys.argv[1], token=sys.argv[2]))
+result = pull_snapshot(options)
 with tempfile.TemporaryDirectory() as tmp:
     save_snapshot(result.snapshot, Path(tmp) / "snapshots")
     wall = time.perf_counter() - started

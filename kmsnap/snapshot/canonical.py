@@ -171,11 +171,38 @@ def dump_collection(records: list[Record]) -> str:
             raise ValueError("cannot store an empty record")
     text = _dump_flat(records)
     if text is None:
-        lines: list[str] = []
-        for record in records:
-            lines += _dump_record_slow(record, "- ", "  ")
-        text = "".join(lines)
+        text = _dump_mixed(records)
     return _escape_extra(text)
+
+
+def _dump_mixed(records: list[Record]) -> str:
+    """Records of a file the flat path refused: each run of flat ones still through the C
+    encoder in one call (a few nested values, ``tags: [...]``, no longer slow down the
+    whole file), the others field by field; plain keys only, as in ``_dump_flat``."""
+    plain = not _keys_not_plain(records)
+    parts: list[str] = []
+    run: list[Record] = []
+
+    def flush() -> None:
+        text = _dump_flat(run) if run else None
+        if text is not None:
+            parts.append(text)
+        else:
+            for record in run:
+                parts.extend(_dump_record_slow(record, "- ", "  "))
+        run.clear()
+
+    for record in records:
+        if plain and _FLAT_TYPES.issuperset(map(type, record.values())):
+            run.append(record)
+            continue
+        flush()
+        parts.extend(_dump_record_slow(record, "- ", "  "))
+    flush()
+    return "".join(parts)
+
+
+_FLAT_TYPES = frozenset({str, int, bool, type(None)})
 
 
 # What ``_escape_extra`` escapes, as UTF-8 (a lone surrogate as ``surrogatepass`` writes it).

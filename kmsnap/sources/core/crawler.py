@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import math
 import queue
+import sys
 import threading
 import time
 from collections import deque
@@ -36,6 +37,7 @@ from kmsnap.model import (
     CHILD_KINDS,
     CONTAINER_KINDS,
     KINDS,
+    USAGE_FIELDS,
     Record,
     Snapshot,
     kind_for_rel,
@@ -68,6 +70,7 @@ MAX_PAGES = 100_000
 FAILURE_GRACE = 1.0  # seconds a failed (not interrupted) pull waits for requests in flight
 WINDOW = 2  # pages asked for ahead, per worker: enough to keep every worker busy
 PARENT_KINDS = CONTAINER_KINDS  # their items' links lead to scoped collections
+PARENT_FIELDS = ("account_id", "product_id")  # ids repeated by every child: kept once
 NOT_THE_API = "(not the Kissmetrics Core API, or down for maintenance?)"
 
 T = TypeVar("T")
@@ -86,6 +89,9 @@ class PullOptions:
     deadline: float | None = 1800.0  # seconds for the whole pull; None: no limit
     max_body: int = MAX_BODY_BYTES  # bytes of one answer, after decompression
     max_retry_after: float = MAX_RETRY_AFTER  # seconds of one Retry-After worth waiting
+    # Keep usage fields (total, *_used_at, *_sent_at) in ``Snapshot.stats``; False drops
+    # them as each page arrives (``kmsnap pull`` without --with-stats never writes them).
+    with_stats: bool = True
 
 
 @dataclass(frozen=True)
@@ -186,6 +192,10 @@ class _Page:
     links: list[list[tuple[str, str | None]]]  # per record, for parent kinds: (rel, url)
     paginated: bool = True  # it has a ``pagination`` object
     problem: str | None = None  # what is wrong with its pagination.total
+    # Per record, its usage fields (None: none, or not kept); split off as the page arrives.
+    usage: list[Record | None] = field(default_factory=list)
+    # Position -> ``content_key`` of a record sent without an id (of all its fields).
+    keyless: dict[int, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -228,15 +238,23 @@ class _Crawler:
         self._counts: dict[str, list[int]] = {}  # kind -> [pages done, pages total, entities]
         self._expected: dict[str, int] = {}
         self.fetched: set[str] = set()  # kinds with at least one complete collection
-        self.complete: list[tuple[str, str, list[Record]]] = []  # (kind, url, records)
+        # (kind, url, records by id, usage fields by id): each collection as checked
+        self.complete: list[tuple[str, str, dict[str, Record], dict[str, Record]]] = []
 
     def assemble(self) -> None:
-        """Fill the snapshot in an order that does not depend on which page came first."""
-        self.complete.sort(key=lambda c: (kind_sort_key(c[0]), c[1]))
-        for kind, _url, records in self.complete:
-            for record in records:
-                self.snapshot.add(kind, record)
-        self.complete = []
+        """Fill the snapshot in an order that does not depend on which page came first.
+
+        The records are the pages' own (split from their links and usage fields as each
+        page arrived), not copies; a later collection's entity replaces an earlier one's.
+        """
+        self.complete.sort(key=lambda c: (kind_sort_key(c[0]), c[1]), reverse=True)
+        entities, stats = self.snapshot.entities, self.snapshot.stats
+        while self.complete:
+            kind, _url, records, usage = self.complete.pop()
+            if records:  # a kind with no entity has no key, as before any was added
+                entities.setdefault(kind, {}).update(records)
+            if usage:
+                stats.setdefault(kind, {}).update(usage)
 
     def warn(self, message: str) -> None:
         if message not in self._warned:
@@ -325,19 +343,34 @@ class _Crawler:
         if not isinstance(data, list):
             return page
         records: list[Record] = []
+        usage: list[Record | None] = []
+        keep_stats, parent = self.options.with_stats, kind in PARENT_KINDS
         for item in data:
             if not isinstance(item, dict):
                 raise ApiError(f"GET {envelope.url}: a list item is not a JSON object",
                                url=envelope.url)
             links = item.pop("links", None)
-            if kind in PARENT_KINDS:
+            if parent:
                 page.links.append([
                     (str(link.get("rel")),
                      link_url(link, envelope.url, self.options.page_size))
                     for link in iter_links({"links": links})
                 ])
-            records.append(item)
-        page.records = records
+            if item.get("id") is None:  # its key hashes every field, usage ones too
+                page.keyless[len(records)] = content_key(item)
+            for name in PARENT_FIELDS:  # one string for every child of one parent
+                value = item.get(name)
+                if type(value) is str:
+                    item[name] = sys.intern(value)
+            if USAGE_FIELDS.isdisjoint(item):
+                records.append(item)
+                usage.append(None)
+                continue
+            # A new, smaller dict in place of the decoded one (which is freed with the page)
+            records.append({k: v for k, v in item.items() if k not in USAGE_FIELDS})
+            usage.append({k: v for k, v in item.items() if k in USAGE_FIELDS}
+                         if keep_stats else None)
+        page.records, page.usage = records, usage
         return page
 
     def run(self, collections: list[_Collection]) -> None:
@@ -500,21 +533,25 @@ class _Crawler:
     def finish(self, col: _Collection) -> bool:
         """Check a fetched collection and add it to the snapshot; True to fetch it again."""
         records: dict[str, Record] = {}
+        usage: dict[str, Record] = {}
         links: dict[str, list[tuple[str, str | None]]] = {}
         seen_keyless: dict[str, int] = {}
         for index in sorted(col.pages):
             page = col.pages[index]
             for position, record in enumerate(page.records or ()):
-                if "id" in record and record["id"] is not None:
+                if position not in page.keyless:
                     key = str(record["id"])
                 else:
-                    key = content_key(record)
+                    key = page.keyless[position]
                     seen_keyless[key] = seen_keyless.get(key, 0) + 1
                     if seen_keyless[key] > 1:  # identical items: keep each one
                         key = f"{key}-{seen_keyless[key]}"
                     record["id"] = key
                 if key not in records:  # a duplicate across pages: the catalog moved
                     records[key] = record
+                    fields = page.usage[position]
+                    if fields:
+                        usage[key] = fields
                     if page.links:
                         links[key] = page.links[position]
         col.pages = {}
@@ -530,7 +567,7 @@ class _Crawler:
                 url=col.url,
             )
         self.fetched.add(col.kind)
-        self.complete.append((col.kind, col.url, list(records.values())))
+        self.complete.append((col.kind, col.url, records, usage))
         if col.kind in PARENT_KINDS:
             self.parent_links.setdefault(col.kind, {}).update(links)
         return False
