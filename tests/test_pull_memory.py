@@ -7,6 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_pull_kit import TOKEN, FakeClock
 
 from kmsnap.emulator import Emulator, generate_catalog
@@ -72,3 +74,26 @@ def test_a_file_mixing_flat_and_nested_records_is_written_field_by_field(
                    for line in canonical._dump_record_slow(record, "- ", "  "))
     assert canonical.dump_collection(records) == canonical._escape_extra(slow)
     assert canonical.dump_collection_bytes(records) == canonical._escape_extra(slow).encode()
+
+
+_flat_values = st.one_of(st.none(), st.booleans(), st.integers(), st.text(),
+                         st.sampled_from(["😀", "\u2028", "\x7f", "a\x00b", "\ud800"]))
+_any_values = st.one_of(_flat_values, st.floats(), st.lists(_flat_values, max_size=2),
+                        st.dictionaries(st.text(max_size=3), _flat_values, max_size=2))
+_mixed_records = st.dictionaries(
+    st.sampled_from(["id", "name", "is_visible", "tags", "a b", "n"]),
+    st.one_of(_flat_values, _flat_values, _any_values), min_size=1, max_size=5)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_mixed_records, min_size=1, max_size=6))
+def test_any_file_is_written_as_field_by_field(records: list[dict[str, object]]) -> None:
+    slow = "".join(line for record in records
+                   for line in canonical._dump_record_slow(record, "- ", "  "))
+    assert canonical.dump_collection(records) == canonical._escape_extra(slow)
+    try:
+        expected = canonical._escape_extra(slow).encode("utf-8", "surrogatepass")
+    except UnicodeError:
+        return
+    if "\ud800" not in slow:
+        assert canonical.dump_collection_bytes(records) == expected

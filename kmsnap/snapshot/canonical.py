@@ -169,10 +169,16 @@ def dump_collection(records: list[Record]) -> str:
     for record in records:
         if not record:
             raise ValueError("cannot store an empty record")
-    text = _dump_flat(records)
+    text = _dump_flat(records) if _all_flat(records) else None
     if text is None:
         text = _dump_mixed(records)
     return _escape_extra(text)
+
+
+def _all_flat(records: list[Record]) -> bool:
+    """Whether every value is a str, int, bool or None (C-level): a file with a nested value
+    goes to ``_dump_mixed`` at once, not after a whole-file encode that cannot be used."""
+    return _FLAT_TYPES.issuperset(map(type, chain.from_iterable(r.values() for r in records)))
 
 
 def _dump_mixed(records: list[Record]) -> str:
@@ -219,7 +225,7 @@ def dump_collection_bytes(records: list[Record]) -> bytes:
     ``str``: the JSON text is encoded once and its separators are replaced in bytes, which
     costs a quarter of the same replaces in a ``str`` holding one emoji.
     """
-    if records and all(records) and not _keys_not_plain(records):
+    if records and all(records) and _all_flat(records) and not _keys_not_plain(records):
         text = json.dumps(records, ensure_ascii=False, separators=("\x00", "\x01"),
                           check_circular=False)
         if _NOT_FLAT.search(text) is None:
