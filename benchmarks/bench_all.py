@@ -73,6 +73,8 @@ from kmsnap.sources.core.crawler import PullOptions, pull_snapshot
 from kmsnap.snapshot.store import save_snapshot
 options = PullOptions(api=sys.argv[1], token=sys.argv[2])
 options.with_stats = False  # as `kmsnap pull` without --with-stats (an older kmsnap ignores it)
+if len(sys.argv) > 3:
+    options.concurrency = int(sys.argv[3])
 started = time.perf_counter()
 result = pull_snapshot(options)
 with tempfile.TemporaryDirectory() as tmp:
@@ -183,14 +185,16 @@ class Bench:
                  f"{spread(diff)} (target < 0.3 s); `kmsnap --version` {spread(version)}; "
                  f"`python -c pass` {spread(bare)}")
 
-    def pull(self, size: int, latency_ms: float = 0.0, sequential: bool = False) -> dict[str, Any]:
+    def pull(self, size: int, latency_ms: float = 0.0, sequential: bool = False,
+             concurrency: int = 0) -> dict[str, Any]:
         from bench_pull import TOKEN, baseline_pull
 
         from kmsnap.emulator import Emulator, generate_catalog
 
         with Emulator(generate_catalog(size=size, seed=2), token=TOKEN, max_page_size=100,
                       latency_ms=latency_ms) as emu:
-            runs = [json.loads(self.child(PULL, emu.base_url, TOKEN).stdout)
+            extra = [str(concurrency)] if concurrency else []
+            runs = [json.loads(self.child(PULL, emu.base_url, TOKEN, *extra).stdout)
                     for _ in range(self.repeat if size <= 100_000 else 1)]
             base = None
             if sequential:
@@ -207,6 +211,7 @@ class Bench:
             figure += f"; sequential script {base:.1f} s: **{speedup:.1f}x** (target >= 25x)"
         what = f"pull {size:,} entities" + (f" at {latency_ms:g} ms a request" if latency_ms
                                              else "")
+        what += f", --concurrency {concurrency}" if concurrency else ""
         self.row(what, figure)
         return {"entities": runs[0]["entities"], "peak": statistics.median(peaks)}
 
@@ -241,6 +246,8 @@ def main() -> None:
         steps: list[Callable[[], Any]] = []
         if "pull" in rows:
             steps.append(lambda: bench.pull(20_000, 20.0, sequential=True))
+            # the default is 8 requests in flight; the same pull with 16, beside the same script
+            steps.append(lambda: bench.pull(20_000, 20.0, sequential=True, concurrency=16))
         if "codec" in rows:
             steps.append(lambda: bench.codec(100_000))
         diffs: list[dict[str, Any]] = []

@@ -30,7 +30,7 @@ from kmsnap.sources.core.crawler import PullOptions, pull_snapshot
 from kmsnap.snapshot.store import save_snapshot
 api, token = sys.argv[1], sys.argv[2]
 started = time.perf_counter()
-result = pull_snapshot(PullOptions(api=api, token=token))
+result = pull_snapshot(PullOptions(api=api, token=token, with_stats=False))
 pulled = time.perf_counter()
 with tempfile.TemporaryDirectory() as tmp:
     save_snapshot(result.snapshot, Path(tmp) / "snapshots")
@@ -72,7 +72,7 @@ def baseline_pull(api: str, token: str) -> tuple[int, int]:
 
 def bench_requests(size: int) -> None:
     with Emulator(generate_catalog(size=size, seed=1), token=TOKEN, max_page_size=100) as emu:
-        result = pull_snapshot(PullOptions(api=emu.base_url, token=TOKEN))
+        result = pull_snapshot(PullOptions(api=emu.base_url, token=TOKEN, with_stats=False))
         sent = sum(emu.request_counts.values())
         least = least_requests(emu)
     print(f"requests: {sent} sent for {result.snapshot.size()} entities; least possible "
@@ -86,7 +86,7 @@ def bench_speed(size: int, latency_ms: float) -> None:
         entities, count = baseline_pull(emu.base_url, TOKEN)
         baseline = time.perf_counter() - started
         started = time.perf_counter()
-        result = pull_snapshot(PullOptions(api=emu.base_url, token=TOKEN))
+        result = pull_snapshot(PullOptions(api=emu.base_url, token=TOKEN, with_stats=False))
         ours = time.perf_counter() - started
     assert entities == result.snapshot.size(), (entities, result.snapshot.size())
     print(f"speed: {entities} entities, {latency_ms:g} ms per request: baseline (sequential, "
