@@ -8,11 +8,12 @@ arrays rather than objects (``ENTITY_FIELDS``) so that 100,000 of them stay a fe
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 from kmsnap.diff.changeset import Change
 from kmsnap.export.table import BASE_COLUMNS, USAGE_COLUMNS, build_table
+from kmsnap.export.usage import can_be_stale, last_uses, newest_use, stats_kinds
 from kmsnap.history.walk import LogEntry
 from kmsnap.model import KINDS, kind_sort_key
 
@@ -28,17 +29,6 @@ ENTITY_FIELDS = ("kind", "account", "product", "id", "name", "values", "flags", 
 # Bits of an entity's ``flags``.
 FLAGS = {"hidden": 1, "no_description": 2, "stale": 4}
 _SHORT = 12
-_LAST_USE = ("last_used_at", "last_sent_at")
-
-
-def _when(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def change_label(change: Change) -> tuple[str, str]:
@@ -109,13 +99,10 @@ def build_page_data(
     order = {c: i for i, c in enumerate(table.columns)}
     for used in columns.values():
         used.sort(key=order.__getitem__)
-    newest = max(
-        (w for by_id in snapshot.stats.values() for s in by_id.values()
-         for w in (_when(s.get(f)) for f in _LAST_USE) if w is not None),
-        default=None,
-    )
+    last_use = last_uses(snapshot)
+    newest = newest_use(last_use)
     cutoff = newest - timedelta(days=stale_days) if newest is not None else None
-    stats_kinds = {kind for kind, by_id in snapshot.stats.items() if by_id}
+    with_stats = stats_kinds(snapshot)
     timelines = _timelines(entries) if entries is not None else {}
     timeline_list: list[list[list[str]]] = []
     entities: list[list[Any]] = []
@@ -142,9 +129,9 @@ def build_page_data(
         if spec is not None and "description" in spec.fields and not row.get("description"):
             flags |= FLAGS["no_description"]
         stats = snapshot.stats.get(kind, {}).get(row["id"])
-        if cutoff is not None and kind in stats_kinds and kind not in ("account", "product"):
-            uses = [w for w in (_when((stats or {}).get(f)) for f in _LAST_USE) if w is not None]
-            if not uses or max(uses) < cutoff:
+        if cutoff is not None and can_be_stale(kind, with_stats):
+            last = last_use.get((kind, row["id"]))
+            if last is None or last < cutoff:
                 flags |= FLAGS["stale"]
         timeline = -1
         events = timelines.get((kind, row["id"]))
@@ -161,7 +148,7 @@ def build_page_data(
         "title": title,
         "source": source,
         "history": entries is not None,
-        "stats": bool(stats_kinds),
+        "stats": bool(with_stats),
         "stale_days": stale_days,
         "newest_use": newest.isoformat() if newest is not None else None,
         # "documented": per column, whether the kind documents it (the page shows an

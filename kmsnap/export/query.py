@@ -11,11 +11,12 @@ import difflib
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 from kmsnap.errors import UsageError
 from kmsnap.export.table import Table
+from kmsnap.export.usage import can_be_stale, last_uses, newest_use, stats_kinds
 from kmsnap.model import KINDS, Snapshot, kind_for_rel
 from kmsnap.render.base import escape, short_escape, show_kind
 
@@ -57,7 +58,6 @@ _FALSE = frozenset({"false", "no"})
 _STALE = re.compile(r"([0-9]{1,6})d\Z")
 _REGEX = re.compile(r"/(.*)/([i]*)\Z", re.DOTALL)
 _MAX_TERM = 1000
-_LAST_USE = ("last_used_at", "last_sent_at")
 _KEY = re.compile(r"-?([a-z_]+):", re.ASCII)
 # "kind:event hidden:true" given as one argument (quoted whole): two terms, not a kind.
 _JOINED = re.compile(r"\s-?(?:" + "|".join(KEYS) + r"):")
@@ -170,16 +170,6 @@ def parse_query(texts: Sequence[str], *, kinds: Collection[str] = ()) -> Query:
     return Query(tuple(parse_term(text, kinds=kinds) for text in texts))
 
 
-def _when(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
-
-
 @dataclass(frozen=True)
 class Context:
     """What matching needs beyond a row: product environments, and last uses for ``stale``."""
@@ -194,14 +184,8 @@ def query_context(snapshot: Snapshot) -> Context:
     """The context of ``snapshot``: stale is judged, as on the docs page, against the newest
     use in the whole snapshot, so the same snapshot always gives the same answer."""
     environments = {pid: rec.get("environment") for pid, rec in snapshot.of("product").items()}
-    last_use: dict[tuple[str, str], datetime | None] = {}
-    for kind, by_id in snapshot.stats.items():
-        for entity_id, usage in by_id.items():
-            uses = [w for w in (_when(usage.get(f)) for f in _LAST_USE) if w is not None]
-            last_use[(kind, entity_id)] = max(uses) if uses else None
-    newest = max((w for w in last_use.values() if w is not None), default=None)
-    stats_kinds = frozenset(k for k, by_id in snapshot.stats.items() if by_id)
-    return Context(environments, last_use, stats_kinds, newest)
+    last_use = last_uses(snapshot)
+    return Context(environments, last_use, stats_kinds(snapshot), newest_use(last_use))
 
 
 def _text_matches(term: Term, value: Any) -> bool:
@@ -225,7 +209,7 @@ def _place_matches(term: Term, row: Mapping[str, Any]) -> bool:
 
 def _is_stale(term: Term, row: Mapping[str, Any], context: Context) -> bool:
     kind = row["kind"]
-    if kind not in context.stats_kinds or kind in ("account", "product") or context.newest is None:
+    if not can_be_stale(kind, context.stats_kinds) or context.newest is None:
         return False
     last = context.last_use.get((kind, row["id"]))
     return last is None or last < context.newest - timedelta(days=term.days or 0)
