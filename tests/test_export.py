@@ -6,11 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
+from test_gitrev import git
 
 from kmsnap.cli import run
 from kmsnap.cli.environment import Environment
@@ -23,13 +22,6 @@ from kmsnap.snapshot.store import save_snapshot
 ACCOUNT = "a0000000-0000-4000-8000-000000000001"
 PRODUCT = "b0000000-0000-4000-8000-000000000001"
 OTHER_PRODUCT = "b0000000-0000-4000-8000-000000000002"
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Ada",
-    "GIT_AUTHOR_EMAIL": "ada@example.com",
-    "GIT_COMMITTER_NAME": "Ada",
-    "GIT_COMMITTER_EMAIL": "ada@example.com",
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
 
 
 def catalog(*, renamed: bool = False, stats: bool = False) -> Snapshot:
@@ -230,13 +222,6 @@ def test_export_with_stats_adds_usage(tmp_path: Path) -> None:
 
 
 # --- --history from git ---------------------------------------------------------------------
-
-
-def git(repo: Path, *args: str, date: str = "2024-01-01T00:00:00+00:00") -> str:
-    env = {**os.environ, **GIT_ENV, "HOME": str(repo.parent),
-           "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
-    return subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True,
-                          check=True, text=True).stdout
 
 
 @pytest.fixture()

@@ -22,8 +22,11 @@ GIT_ENV = {
 }
 
 
-def git(repo: Path, *args: str) -> str:
+def git(repo: Path, *args: str, date: str | None = None) -> str:
+    """Run git in ``repo`` as Ada, at a fixed date (``date``: another one, ISO 8601)."""
     env = {**os.environ, **GIT_ENV, "HOME": str(repo.parent)}
+    if date is not None:
+        env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = date
     proc = subprocess.run(
         ["git", "-c", "user.name=Ada", "-c", "user.email=ada@example.com", *args],
         cwd=repo,

@@ -8,10 +8,10 @@ import csv
 import io
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
+from test_gitrev import git
 
 from kmsnap.cli import run
 from kmsnap.cli.environment import Environment
@@ -34,13 +34,6 @@ ACCOUNT = "a0000000-0000-4000-8000-000000000001"
 WEB = "b0000000-0000-4000-8000-000000000001"
 STAGING = "b0000000-0000-4000-8000-000000000002"
 HOSTILE = "evil\n\x1b[31mred\x1b[0m"
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "Ada",
-    "GIT_AUTHOR_EMAIL": "ada@example.com",
-    "GIT_COMMITTER_NAME": "Ada",
-    "GIT_COMMITTER_EMAIL": "ada@example.com",
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
 
 
 @pytest.fixture(autouse=True)
@@ -248,13 +241,6 @@ def test_find_on_the_example_snapshot(tmp_path: Path) -> None:
 
 
 # --- kmsnap show ----------------------------------------------------------------------------
-
-
-def git(repo: Path, *args: str, date: str = "2024-01-01T00:00:00+00:00") -> str:
-    env = {**os.environ, **GIT_ENV, "HOME": str(repo.parent),
-           "GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date}
-    return subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True,
-                          check=True, text=True).stdout
 
 
 @pytest.fixture()
