@@ -225,6 +225,15 @@ def order_fields(kind: str, record: Mapping[str, Any]) -> Record:
     return out
 
 
+def order_all(kind: str, records: list[Record]) -> list[Record]:
+    """``order_fields`` of each record; ``records`` itself when every one is in that order
+    already (checked once per distinct key sequence, not per record)."""
+    shapes = {shape: None for shape in map(tuple, records)}
+    if all(tuple(order_fields(kind, dict.fromkeys(shape))) == shape for shape in shapes):
+        return records
+    return [order_fields(kind, record) for record in records]
+
+
 def split_usage(record: Record) -> tuple[Record, Record]:
     """Split a record into (catalog fields, usage fields); neither keeps ``links``."""
     catalog: Record = {}
@@ -247,11 +256,12 @@ class Snapshot:
     """
 
     api: str = ""
-    entities: dict[str, dict[str, Record]] = field(default_factory=dict)
+    # A pull may hold a kind as ``kmsnap.snapshot.packed.PackedRecords`` (read-only).
+    entities: dict[str, Mapping[str, Record]] = field(default_factory=dict)
     stats: dict[str, dict[str, Record]] = field(default_factory=dict)
     source: str = "core"  # the API it came from (``SOURCES``): ids of two sources never match
 
-    def of(self, kind: str) -> dict[str, Record]:
+    def of(self, kind: str) -> Mapping[str, Record]:
         """The entities of one kind by id (an empty dict when there are none)."""
         return self.entities.get(kind, {})
 
@@ -259,9 +269,16 @@ class Snapshot:
         """Add (or replace) one entity, splitting its usage fields into ``stats``."""
         catalog, usage = split_usage(record)
         entity_id = str(catalog["id"])
-        self.entities.setdefault(kind, {})[entity_id] = catalog
+        self.writable(kind)[entity_id] = catalog
         if usage:
             self.stats.setdefault(kind, {})[entity_id] = usage
+
+    def writable(self, kind: str) -> dict[str, Record]:
+        """The entities of one kind as a dict to add to (a packed kind becomes one)."""
+        by_id = self.entities.get(kind)
+        if not isinstance(by_id, dict):
+            by_id = self.entities[kind] = dict(by_id or {})
+        return by_id
 
     def counts(self) -> dict[str, int]:
         """Entities per kind, sorted by kind."""

@@ -152,6 +152,7 @@ def pull_live(
     max_rpm: int | None = None,
     display: PullDisplay | None = None,
     with_stats: bool = True,
+    pack: bool = False,
 ) -> PullResult:
     """Pull the live catalog, showing progress (``kmsnap.cli.progress``); print warnings and
     a summary.
@@ -159,7 +160,9 @@ def pull_live(
     None for a setting means: from ``KMSNAP_*``, else the config file, else the default.
     The snapshot comes back filtered by the config's include/exclude. A ``display`` given
     is fed and left open (``pull`` shows its write phase on it); else one is opened here.
-    ``with_stats=False`` drops the usage fields as the pages arrive (less memory).
+    ``with_stats=False`` drops the usage fields as the pages arrive (less memory);
+    ``pack=True`` holds a Core pull's product kinds as canonical text
+    (``kmsnap.snapshot.packed``), for a caller that writes them.
     """
     from kmsnap.compare import pull_selected
     from kmsnap.config import load_config, resolve_settings
@@ -174,6 +177,8 @@ def pull_live(
                            credentials_file=credentials_file)
     _set_bounds(options, deadline, max_response_mb, max_retry_after)
     options.with_stats = options.with_stats and with_stats
+    if hasattr(options, "pack"):  # the Core crawler; v3 catalogs are small (15 requests/min)
+        options.pack = pack
     shown = display if display is not None else open_display(quiet)
     try:
         result = pull_selected(options, config, progress=shown.update, session=session)
@@ -387,7 +392,7 @@ def pull(
                            config=config, summary=False, deadline=deadline,
                            max_response_mb=max_response_mb, max_retry_after=max_retry_after,
                            source=source, credentials_file=credentials_file, max_rpm=max_rpm,
-                           display=display, with_stats=with_stats)
+                           display=display, with_stats=with_stats, pack=True)
         # Nothing is written before the crawl has fully succeeded; the store swaps atomically.
         guard.check_pull(result.snapshot)
         display.phase(f"writing the snapshot to {target} "

@@ -8,6 +8,7 @@ the same name in the same container are paired as one re-creation. Where an enti
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from kmsnap.diff.changeset import Change
@@ -150,8 +151,8 @@ def _pair_recreated(
     kind: str,
     removed: list[str],
     added: list[str],
-    old_by_id: dict[str, Record],
-    new_by_id: dict[str, Record],
+    old_by_id: Mapping[str, Record],
+    new_by_id: Mapping[str, Record],
     places: Places,
 ) -> list[Change]:
     """Added and removed entities, pairing a removed and an added one of the same name.

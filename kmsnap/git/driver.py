@@ -137,7 +137,7 @@ def _snapshot(data: bytes | None, kind: str, name: str, stats: bool) -> Snapshot
     for record in _records(parse_file(data, name), name):
         if stats:
             snap.stats.setdefault(kind, {})[str(record["id"])] = dict(record)
-            snap.entities.setdefault(kind, {})[str(record["id"])] = {"id": record["id"]}
+            snap.writable(kind)[str(record["id"])] = {"id": record["id"]}
         else:
             snap.add(kind, record)
     return snap

@@ -41,7 +41,7 @@ import sys
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -64,12 +64,17 @@ _SYS_RENAMEAT2 = {"x86_64": 316, "amd64": 316, "aarch64": 276, "arm64": 276}
 _UNSUPPORTED = {errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP}
 
 
+Emit = Callable[[str, bytes], None]  # one file: posix relpath, bytes
+Files = Mapping[str, bytes] | Callable[[Emit], None]
+
+
 def replace_tree(
-    out_dir: Path, files: Mapping[str, bytes], *, marker: str,
-    write: Callable[[Path, bytes], None],
+    out_dir: Path, files: Files, *, marker: str, write: Callable[[Path, bytes], None],
 ) -> None:
     """Make ``out_dir`` hold exactly ``files`` (posix relpath -> bytes), all or nothing.
 
+    ``files`` may also be a function that hands the files one at a time to the ``emit`` it
+    is given, the ``marker`` first: each is written as it comes, so only one is in memory.
     An existing non-empty ``out_dir`` without the ``marker`` file is not ours: refused.
     """
     recover_tree(out_dir, marker=marker)
@@ -85,8 +90,8 @@ def replace_tree(
         raise SnapshotError(f"cannot write: {error.strerror}", path=str(out_dir)) from None
     try:
         with _held(tmp), _held(out_dir):
-            _write_tree(tmp, files, marker, write)
-            _carry_over(out_dir, tmp, files)
+            written = _write_tree(tmp, files, marker, write)
+            _carry_over(out_dir, tmp, written)
             _step("written")
             _swap(tmp, out_dir, old, marker)
     except OSError as error:
@@ -118,20 +123,34 @@ def _step(name: str) -> None:
 
 
 def _write_tree(
-    tmp: Path, files: Mapping[str, bytes], marker: str, write: Callable[[Path, bytes], None]
-) -> None:
-    """Every file written and fsynced, the marker first: a half-written tree is provable."""
-    dirs = sorted({rel.rpartition("/")[0] for rel in files} - {""})
-    for rel_dir in dirs:
-        (tmp / rel_dir).mkdir(parents=True, exist_ok=True)
-    order = sorted(files, key=lambda rel: rel != marker)
-    for rel in order:
-        write(tmp / rel, files[rel])
+    tmp: Path, files: Files, marker: str, write: Callable[[Path, bytes], None]
+) -> set[str]:
+    """Every file written and fsynced, the marker first: a half-written tree is provable.
+    Returns the relpaths written."""
+    made: set[str] = set()
+    written: set[str] = set()
+
+    def emit(rel: str, data: bytes) -> None:
+        if not written and rel != marker and not isinstance(files, Mapping):
+            raise ValueError(f"the first file written must be {marker}, not {rel}")
+        rel_dir = rel.rpartition("/")[0]
+        if rel_dir and rel_dir not in made:
+            (tmp / rel_dir).mkdir(parents=True, exist_ok=True)
+            made.add(rel_dir)
+        write(tmp / rel, data)
         _fsync_file(tmp / rel)
+        written.add(rel)
         if rel == marker:
             _step("marker")
-    for rel_dir in sorted(dirs, key=lambda d: -d.count("/")):
+
+    if isinstance(files, Mapping):
+        for rel in sorted(files, key=lambda rel: rel != marker):
+            emit(rel, files[rel])
+    else:
+        files(emit)
+    for rel_dir in sorted(made, key=lambda d: -d.count("/")):
         _fsync_dir(tmp / rel_dir)
+    return written
 
 
 def write_file_atomic(path: Path, data: bytes, *, mode: int | None = None) -> None:
@@ -157,7 +176,7 @@ def write_file_atomic(path: Path, data: bytes, *, mode: int | None = None) -> No
     _fsync_dir(path.parent)
 
 
-def _carry_over(out_dir: Path, tmp: Path, files: Mapping[str, bytes]) -> None:
+def _carry_over(out_dir: Path, tmp: Path, files: Collection[str]) -> None:
     """Keep the user's own top-level files (README.md, .gitattributes): not snapshot data."""
     if out_dir.is_dir():
         for entry in os.scandir(out_dir):

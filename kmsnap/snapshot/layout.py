@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from operator import itemgetter, methodcaller
 from typing import Any
 
@@ -28,9 +28,11 @@ from kmsnap.model import (
     Snapshot,
     entity_name,
     kind_for_rel,
+    order_all,
     order_fields,
 )
-from kmsnap.snapshot import canonical
+from kmsnap.snapshot import canonical, packed
+from kmsnap.snapshot.packed import PackedRecords
 
 FORMAT_VERSION = 1
 META_FILE = "kmsnap.yaml"
@@ -153,30 +155,33 @@ _STR_ONLY = frozenset({str})
 
 def _ordered_all(kind: str, records: list[Record]) -> list[Record]:
     """Each record in canonical key order; a record already in it is kept, not copied."""
-    shapes = {shape: None for shape in map(tuple, records)}
-    if all(tuple(_ordered(kind, dict.fromkeys(shape))) == shape for shape in shapes):
-        return records
-    return [_ordered(kind, record) for record in records]
+    for record in records:
+        if "id" not in record:
+            _ordered(kind, record)  # raises, naming it
+    return order_all(kind, records)
+
+
+Emit = Callable[[str, bytes], None]  # takes one file: posix relpath, bytes
 
 
 class _Renderer:
-    def __init__(self, snapshot: Snapshot, with_stats: bool) -> None:
+    def __init__(self, snapshot: Snapshot, with_stats: bool, emit: Emit) -> None:
         self.snapshot = snapshot
         self.with_stats = with_stats
-        self.files: dict[str, bytes] = {}
+        self.emit = emit
 
     def mapping(self, rel: str, kind: str, entity_id: str, record: Record) -> None:
-        self.files[rel] = _encoded(canonical.dump_mapping(_ordered(kind, record)), kind, [record])
+        self.emit(rel, _encoded(canonical.dump_mapping(_ordered(kind, record)), kind, [record]))
         usage = self.snapshot.stats.get(kind, {}).get(entity_id) if self.with_stats else None
         if usage:
             stats = _ordered(kind, {**usage, "id": record.get("id", entity_id)})
             stats_rel = rel[: -len(".yaml")] + STATS_SUFFIX
-            self.files[stats_rel] = _encoded(canonical.dump_mapping(stats), kind, [stats])
+            self.emit(stats_rel, _encoded(canonical.dump_mapping(stats), kind, [stats]))
 
     def collection(self, rel: str, kind: str, items: list[tuple[str, Record]]) -> None:
         items = _sorted(kind, items)
         records = _ordered_all(kind, list(map(itemgetter(1), items)))
-        self.files[rel] = _encoded(canonical.dump_collection_bytes(records), kind, records)
+        self.emit(rel, _encoded(canonical.dump_collection_bytes(records), kind, records))
         if not self.with_stats:
             return
         by_id = self.snapshot.stats.get(kind, {})
@@ -188,12 +193,81 @@ class _Renderer:
         if stats:
             stem = rel[: -len(".yaml")]
             data = canonical.dump_collection_bytes(stats)
-            self.files[stem + STATS_SUFFIX] = _encoded(data, kind, stats)
+            self.emit(stem + STATS_SUFFIX, _encoded(data, kind, stats))
+
+
+    def packed(self, kind: str, rel: str, records: PackedRecords,
+               product_dirs: Mapping[str, str]) -> None:
+        """The files of a packed kind: each product's rows joined in order, with the records
+        kept aside as dicts encoded here and put in their places."""
+        buckets: dict[str, list[_Block]] = {pid: [] for pid in product_dirs}
+        loose: list[_Block] = []
+        for entity_id, name, text, (product_id, _account) in records.rows:
+            buckets.get(product_id, loose).append((name, entity_id, text, entity_id))
+        aside: dict[str | None, list[tuple[str, Record]]] = {}
+        for entity_id, record in records.aside.items():
+            owner = _parent_key(record.get("product_id"))
+            aside.setdefault(owner if owner in buckets else None, []).append((entity_id, record))
+        for product_id, rows in buckets.items():
+            self.blocks(f"{product_dirs[product_id]}/{rel}.yaml", kind, rows,
+                        aside.get(product_id, []))
+        if loose or None in aside:
+            self.blocks(f"{UNASSIGNED}/{rel}.yaml", kind, loose, aside.get(None, []))
+
+    def blocks(self, rel: str, kind: str, rows: list[_Block],
+               items: list[tuple[str, Record]]) -> None:
+        if items:  # encoded as a dict-only file would be, then split into its records' blocks
+            records = _ordered_all(kind, [record for _, record in items])
+            data = _encoded(canonical.dump_collection_bytes(records), kind, records)
+            split = packed.split_blocks(data, len(records))
+            if split is None:
+                raise SnapshotError(f"cannot store {kind} records in {rel}: their canonical "
+                                    "text does not split into one block each")
+            key = _sort_key(kind)
+            rows = rows + [(key(item)[0], item[0], block, item[1].get("id", item[0]))
+                           for item, block in zip(items, split, strict=True)]
+        rows.sort(key=_BLOCK_ORDER)
+        self.emit(rel, packed.join_blocks(list(map(itemgetter(2), rows))))
+        by_id = self.snapshot.stats.get(kind, {}) if self.with_stats else {}
+        stats = [_ordered(kind, {**by_id[entity_id], "id": shown_id})
+                 for _, entity_id, _, shown_id in rows if by_id.get(entity_id)]
+        if stats:
+            data = canonical.dump_collection_bytes(stats)
+            self.emit(rel[: -len(".yaml")] + STATS_SUFFIX, _encoded(data, kind, stats))
+
+
+_Block = tuple[str, str, bytes, Any]  # sort name, id, canonical text, the id its stats show
+_BLOCK_ORDER = itemgetter(0, 1)  # name, then id: ids are unique, so texts are never compared
 
 
 def render_snapshot(snapshot: Snapshot, *, with_stats: bool = False) -> dict[str, bytes]:
     """Every file of the snapshot directory: posix relpath -> bytes."""
-    out = _Renderer(snapshot, with_stats)
+    files: dict[str, bytes] = {}
+    render_files(snapshot, files.__setitem__, with_stats=with_stats)
+    return files
+
+
+def render_files(snapshot: Snapshot, emit: Emit, *, with_stats: bool = False) -> None:
+    """Every file of the snapshot directory, one at a time to ``emit``, ``kmsnap.yaml``
+    first (the atomic writer proves a half-written tree by it); nothing is kept, so a
+    writer holds one file's bytes at a time."""
+    other_kinds = sorted(kind for kind in snapshot.entities if kind not in KINDS)
+    for kind in other_kinds:  # what could not be read back must not be written
+        problem = kind_name_problem(kind)
+        if problem is not None:
+            raise SnapshotError(
+                f"cannot store an unknown collection: {problem}: {ascii(kind):.120}"
+            )
+    stems = _other_stems(other_kinds)
+    meta: Record = {"format": FORMAT_VERSION, "api": snapshot.api, "counts": snapshot.counts()}
+    if snapshot.source != "core":  # said only when not Core: a Core header stays as it was
+        meta["source"] = snapshot.source
+    renamed = {stem: kind for kind, stem in stems.items() if stem != kind}
+    if renamed:  # kinds whose names are not safe file names: the file says which kind it holds
+        meta["other_kinds"] = renamed
+    emit(META_FILE, _encoded(canonical.dump_mapping(meta), "snapshot", [meta]))
+
+    out = _Renderer(snapshot, with_stats, emit)
     accounts = snapshot.of("account")
     account_dirs = _unique_slugs({i: entity_name("account", r) for i, r in accounts.items()})
     for account_id, record in accounts.items():
@@ -203,7 +277,7 @@ def render_snapshot(snapshot: Snapshot, *, with_stats: bool = False) -> dict[str
     loose_products: list[tuple[str, Record]] = []
     for product_id, record in snapshot.of("product").items():
         parent = _parent_key(record.get("account_id"))
-        if parent in accounts:
+        if parent is not None and parent in accounts:
             by_account.setdefault(parent, {})[product_id] = record
         else:
             loose_products.append((product_id, record))
@@ -223,7 +297,11 @@ def render_snapshot(snapshot: Snapshot, *, with_stats: bool = False) -> dict[str
         rel = KINDS[kind].rel
         buckets: dict[str, list[tuple[str, Record]]] = {pid: [] for pid in product_dirs}
         loose: list[tuple[str, Record]] = []
-        items = list(snapshot.of(kind).items())
+        by_id = snapshot.of(kind)
+        if isinstance(by_id, PackedRecords):
+            out.packed(kind, rel, by_id, product_dirs)
+            continue
+        items = list(by_id.items())
         parents = list(map(_PRODUCT_ID, map(itemgetter(1), items)))
         if not _PARENT_TYPES.issuperset(map(type, parents)):
             parents = [p if type(p) is str else _parent_key(p) for p in parents]
@@ -235,27 +313,10 @@ def render_snapshot(snapshot: Snapshot, *, with_stats: bool = False) -> dict[str
         if loose:
             out.collection(f"{UNASSIGNED}/{rel}.yaml", kind, loose)
 
-    other_kinds = sorted(kind for kind in snapshot.entities if kind not in KINDS)
-    for kind in other_kinds:  # what could not be read back must not be written
-        problem = kind_name_problem(kind)
-        if problem is not None:
-            raise SnapshotError(
-                f"cannot store an unknown collection: {problem}: {ascii(kind):.120}"
-            )
-    stems = _other_stems(other_kinds)
     for kind in other_kinds:
         if snapshot.entities[kind]:
             items = list(snapshot.entities[kind].items())
             out.collection(f"{OTHER}/{stems[kind]}.yaml", kind, items)
-
-    meta: Record = {"format": FORMAT_VERSION, "api": snapshot.api, "counts": snapshot.counts()}
-    if snapshot.source != "core":  # said only when not Core: a Core header stays as it was
-        meta["source"] = snapshot.source
-    renamed = {stem: kind for kind, stem in stems.items() if stem != kind}
-    if renamed:  # kinds whose names are not safe file names: the file says which kind it holds
-        meta["other_kinds"] = renamed
-    out.files[META_FILE] = _encoded(canonical.dump_mapping(meta), "snapshot", [meta])
-    return out.files
 
 
 def _parent_key(value: Any) -> str | None:

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kmsnap.model import Snapshot
+from kmsnap.model import Record, Snapshot
+from kmsnap.snapshot.packed import PackedRecords
 
 __all__ = [
     "Selecting",
@@ -95,21 +96,26 @@ def filter_snapshot(snapshot: Snapshot, config: Selecting) -> Snapshot:
             return False
         return selected(names, inc.products, exc.products)
 
+    def keep_child(_entity_id: str, product_id: Any, account_id: Any) -> bool:
+        if product_id is not None:
+            return product_ok(str(product_id), account_id)
+        if account_id is not None:
+            return account_ok(str(account_id)) and not inc.products
+        return True
+
     def keep(kind: str, entity_id: str, record: Mapping[str, Any]) -> bool:
         if kind == "account":
             return account_ok(entity_id)
         if kind == "product":
             return product_ok(entity_id, record.get("account_id"))
-        if record.get("product_id") is not None:
-            return product_ok(str(record["product_id"]), record.get("account_id"))
-        if record.get("account_id") is not None:
-            return account_ok(str(record["account_id"])) and not inc.products
-        return True
+        return keep_child(entity_id, record.get("product_id"), record.get("account_id"))
 
-    entities = {
-        kind: {i: r for i, r in by_id.items() if keep(kind, i, r)}
-        for kind, by_id in snapshot.entities.items()
-    }
+    def kept(kind: str, by_id: Mapping[str, Record]) -> Mapping[str, Record]:
+        if isinstance(by_id, PackedRecords):  # decided by the ids it holds, not decoded
+            return by_id.select(keep_child, lambda i, r: keep(kind, i, r))
+        return {i: r for i, r in by_id.items() if keep(kind, i, r)}
+
+    entities = {kind: kept(kind, by_id) for kind, by_id in snapshot.entities.items()}
     stats = {
         kind: {i: s for i, s in by_id.items() if i in entities.get(kind, {})}
         for kind, by_id in snapshot.stats.items()

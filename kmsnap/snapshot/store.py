@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
 from pathlib import Path
@@ -25,6 +25,7 @@ from kmsnap.snapshot.layout import (
     STATS_SUFFIX,
     Role,
     classify,
+    render_files,
     render_snapshot,
     slugify,
 )
@@ -167,7 +168,9 @@ def _write_file(path: Path, data: bytes) -> None:
 
 def save_snapshot(snapshot: Snapshot, out_dir: Path, *, with_stats: bool = False) -> None:
     """Write ``snapshot`` to ``out_dir`` atomically: complete new tree, or the old one intact."""
-    files = render_snapshot(snapshot, with_stats=with_stats)
+    def files(emit: Callable[[str, bytes], None]) -> None:  # written as they are rendered
+        render_files(snapshot, emit, with_stats=with_stats)
+
     # Looked up at call time, so a test can make one write fail.
     replace_tree(Path(out_dir), files, marker=META_FILE, write=lambda p, d: _write_file(p, d))
 
@@ -249,8 +252,10 @@ class _Assembler:
             return
         ids = list(map(str, map(_ID, records)))
         self.register(rel, data, role, ids)
-        target = self.snapshot.stats if role.stats else self.snapshot.entities
-        by_id = target.setdefault(role.kind, {})
+        if role.stats:
+            by_id = self.snapshot.stats.setdefault(role.kind, {})
+        else:
+            by_id = self.snapshot.writable(role.kind)
         if role.stats:
             for entity_id, record in zip(ids, records, strict=True):
                 by_id[entity_id] = {k: v for k, v in record.items() if k != "id"}
