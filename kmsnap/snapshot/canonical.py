@@ -237,6 +237,16 @@ def dump_collection_bytes(records: list[Record]) -> bytes:
     return dump_collection(records).encode()
 
 
+# The writer escapes a lone surrogate as ``\ud800`` (lowercase; a literal backslash is ``\\``).
+_WRITTEN_SURROGATE = re.compile(rb"(?<!\\)(?:\\\\)*\\ud[89a-f]")
+
+
+def has_surrogate_escape(data: bytes) -> bool:
+    """Whether bytes the writer wrote hold a lone surrogate's escape (valid JSON, no
+    character: PyYAML reads it back as a lone surrogate, which no UTF-8 output can carry)."""
+    return b"\\ud" in data and _WRITTEN_SURROGATE.search(data) is not None
+
+
 def _escape_utf8(match: re.Match[bytes]) -> bytes:
     return b"\\u%04x" % ord(match.group().decode("utf-8", "surrogatepass"))
 

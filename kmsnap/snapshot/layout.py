@@ -109,8 +109,6 @@ def _sort_key(kind: str) -> Any:
     return key
 
 
-# The writer escapes a lone surrogate as ``\ud800`` (lowercase; a literal backslash is ``\\``).
-_SURROGATE_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\ud[89a-f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _NAME = {kind: methodcaller("get", spec.name_field) for kind, spec in KINDS.items()}
 _PRODUCT_ID = methodcaller("get", "product_id")
@@ -126,7 +124,7 @@ def _encoded(data: str | bytes, kind: str, records: list[Record]) -> bytes:
     """
     if isinstance(data, str):
         data = data.encode()
-    if b"\\ud" in data and _SURROGATE_ESCAPE.search(data) is not None:
+    if canonical.has_surrogate_escape(data):
         for record in records:
             for key, value in record.items():
                 if _SURROGATE.search(key) or _SURROGATE.search(canonical.format_value(value)):
@@ -202,8 +200,10 @@ class _Renderer:
         kept aside as dicts encoded here and put in their places."""
         buckets: dict[str, list[_Block]] = {pid: [] for pid in product_dirs}
         loose: list[_Block] = []
-        for entity_id, name, text, (product_id, _account) in records.rows:
-            buckets.get(product_id, loose).append((name, entity_id, text, entity_id))
+        field = KINDS[kind].name_field
+        for entity_id, text, (product_id, _account) in records.rows():
+            buckets.get(product_id, loose).append(
+                (packed.sort_name(text, field), entity_id, text, entity_id))
         aside: dict[str | None, list[tuple[str, Record]]] = {}
         for entity_id, record in records.aside.items():
             owner = _parent_key(record.get("product_id"))

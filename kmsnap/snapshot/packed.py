@@ -1,12 +1,12 @@
 """Entities of one product kind held as their canonical text, for a pull of a large catalog.
 
-A pulled record as a dict costs about 750 bytes (the dict, a string per value); its canonical
-text costs about 300. ``pack_page`` encodes a page's records as the page arrives, in the
-worker that fetched it, and ``PackedRecords`` keeps per entity only what the pull still needs
-besides the text: the id (the shrink guard, duplicates across pages), the sort name (the
-file's order) and the product and account ids (the file it goes in, include/exclude, the
-coverage warnings). The renderer joins the texts of one file in order; nothing is encoded
-twice.
+A pulled record as a dict costs about 660 bytes held; its canonical text about 280.
+``pack_page`` encodes a page's records as the page arrives, in the worker that fetched it, and
+``PackedRecords`` keeps per entity, besides the text, only what the pull still needs: the id
+(the shrink guard, duplicates across pages) and the product and account ids, one shared tuple
+per pair (the file it goes in, include/exclude, the coverage warnings), in parallel lists
+(no object per entity). The renderer reads each record's sort name back from its text and
+joins a file's texts in order; nothing is encoded twice.
 
 A record's canonical text does not depend on the records around it (every record is its own
 ``- `` block and no line inside one starts with ``- ``), so joining texts encoded page by page
@@ -22,23 +22,23 @@ pull``); the library's ``pull_snapshot`` returns dicts unless asked.
 
 from __future__ import annotations
 
-import re
+import json
 from collections.abc import Callable, Iterator, Mapping
-from operator import itemgetter
 from typing import Any
 
-from kmsnap.model import KINDS, PRODUCT_KINDS, Record, order_all
+from kmsnap.errors import SnapshotError
+from kmsnap.model import PRODUCT_KINDS, Record, order_all
 from kmsnap.snapshot import canonical
 
 __all__ = [
-    "PACKABLE", "PackedRecords", "Row", "join_blocks", "merge_into", "pack_page", "packable",
-    "parent_values", "split_blocks",
+    "PACKABLE", "PackedRecords", "join_blocks", "merge_into", "pack_page", "packable",
+    "parent_values", "sort_name", "split_blocks",
 ]
 
 PACKABLE = frozenset(PRODUCT_KINDS)  # the kinds with many entities; containers stay dicts
-Row = tuple[str, str, bytes, tuple[str, Any]]  # id, sort name, text, (product id, account id)
-_SURROGATE_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\ud[89a-f]")
+Parents = tuple[str, Any]  # (product id, account id): one tuple per pair, shared
 _SEPARATOR = b"\n- "
+_FLAT = frozenset({str, int, bool, type(None)})
 
 
 def packable(record: Record) -> bool:
@@ -48,14 +48,13 @@ def packable(record: Record) -> bool:
 
 
 def pack_page(kind: str, records: list[Record],
-              parents: dict[tuple[str, Any], tuple[str, Any]]) -> list[Row] | None:
-    """The rows of ``records`` (each ``packable``), in their order, or None when they must
-    stay dicts.
+              parents: dict[Parents, Parents]) -> PackedRecords | None:
+    """``records`` (each ``packable``, ids unique) packed in their order, or None when they
+    must stay dicts.
 
     Records whose values are all scalars go through the writer's C-level path in one call,
     the others (a ``tags: [...]``) in a second; ``parents`` is shared by the pull: one
     (product id, account id) tuple per pair."""
-    name_field = KINDS[kind].name_field
     ordered = order_all(kind, records)
     flat: list[int] = []
     nested: list[int] = []
@@ -66,24 +65,22 @@ def pack_page(kind: str, records: list[Record],
         if not positions:
             continue
         batch = [ordered[i] for i in positions]
-        data = canonical.dump_collection_bytes(batch)
-        if b"\\ud" in data and _SURROGATE_ESCAPE.search(data) is not None:
+        try:
+            data = canonical.dump_collection_bytes(batch)
+        except (SnapshotError, ValueError):
+            return None  # the renderer raises it again, at the same place as without packing
+        if canonical.has_surrogate_escape(data):
             return None  # the renderer refuses it, naming the entity and field
         split = split_blocks(data, len(batch))
         if split is None:
             return None
         for i, block in zip(positions, split, strict=True):
             blocks[i] = block
-    rows: list[Row] = []
+    out = PackedRecords(kind)
     for record, block in zip(ordered, blocks, strict=True):
-        name = record.get(name_field)
         pair = (record["product_id"], record.get("account_id"))
-        rows.append((record["id"], name if type(name) is str else "", block,
-                     parents.setdefault(pair, pair)))
-    return rows
-
-
-_FLAT = frozenset({str, int, bool, type(None)})
+        out.append(record["id"], block, parents.setdefault(pair, pair))
+    return out
 
 
 def join_blocks(blocks: list[bytes]) -> bytes:
@@ -102,26 +99,58 @@ def split_blocks(data: bytes, count: int) -> list[bytes] | None:
     return blocks if len(blocks) == count else None
 
 
-class PackedRecords(Mapping[str, Record]):
-    """The entities of one kind by id: packed rows, and dicts for records that are not.
+def sort_name(block: bytes, field: str) -> str:
+    """The value of ``field`` in a record's block when it is a string, else "" (the writer's
+    order: name, then id; a missing or non-string name sorts as empty)."""
+    start = block.find(b"\n  " + field.encode() + b": ")
+    if start < 0:
+        return ""
+    start += len(field) + 5
+    end = block.find(b"\n", start)
+    value = block[start:] if end < 0 else block[start:end]
+    if value[:1] != b'"':
+        return ""
+    if b"\\" not in value:  # no escape: the UTF-8 between the quotes is the string
+        return value[1:-1].decode()
+    name: str = json.loads(value)
+    return name
 
-    An id is in one of the two, never both. Read-only: ``merged`` makes a new one.
+
+class PackedRecords(Mapping[str, Record]):
+    """The entities of one kind by id: packed ones in parallel lists (id, text, parents), and
+    dicts ``aside`` for records that are not packed. An id is in one of the two, never both.
+
+    Read-only as a ``Mapping``; ``append`` and ``merged`` are for the pull that builds it.
     """
 
-    __slots__ = ("_index", "aside", "kind", "rows")
+    __slots__ = ("_index", "aside", "ids", "kind", "parents", "texts")
 
-    def __init__(self, kind: str, rows: list[Row] | None = None,
-                 aside: dict[str, Record] | None = None) -> None:
+    def __init__(self, kind: str, aside: dict[str, Record] | None = None) -> None:
         self.kind = kind
-        self.rows: list[Row] = rows if rows is not None else []
+        self.ids: list[str] = []
+        self.texts: list[bytes] = []
+        self.parents: list[Parents] = []
         self.aside: dict[str, Record] = aside if aside is not None else {}
         self._index: dict[str, int] | None = None
 
+    def append(self, entity_id: str, text: bytes, parents: Parents) -> None:
+        """One more packed record (its id not already here)."""
+        self.ids.append(entity_id)
+        self.texts.append(text)
+        self.parents.append(parents)
+        self._index = None
+
+    def extend(self, other: PackedRecords, keep: Callable[[str], bool] | None = None) -> None:
+        """``other``'s packed records (those whose id ``keep`` keeps)."""
+        for entity_id, text, parents in zip(other.ids, other.texts, other.parents, strict=True):
+            if keep is None or keep(entity_id):
+                self.append(entity_id, text, parents)
+
     def __len__(self) -> int:
-        return len(self.rows) + len(self.aside)
+        return len(self.ids) + len(self.aside)
 
     def __iter__(self) -> Iterator[str]:
-        yield from map(itemgetter(0), self.rows)
+        yield from self.ids
         yield from self.aside
 
     def __contains__(self, key: object) -> bool:
@@ -130,54 +159,61 @@ class PackedRecords(Mapping[str, Record]):
     def __getitem__(self, key: str) -> Record:
         if key in self.aside:
             return self.aside[key]
-        return self._decode(self.rows[self._positions()[key]])
+        return self._decode(self._positions()[key])
 
     def __repr__(self) -> str:
-        return f"PackedRecords({self.kind!r}, {len(self.rows)} packed, {len(self.aside)} aside)"
+        return f"PackedRecords({self.kind!r}, {len(self.ids)} packed, {len(self.aside)} aside)"
 
     def _positions(self) -> dict[str, int]:
         if self._index is None:  # built only when a record is looked up by id
-            self._index = {row[0]: i for i, row in enumerate(self.rows)}
+            self._index = {entity_id: i for i, entity_id in enumerate(self.ids)}
         return self._index
 
-    def _decode(self, row: Row) -> Record:
+    def _decode(self, position: int) -> Record:
         from kmsnap.snapshot.parse import parse_file
 
-        value = parse_file(join_blocks([row[2]]), f"pulled {self.kind} {row[0]!r:.80}")
-        record: Record = value[0]
+        name = f"pulled {self.kind} {self.ids[position]!r:.80}"
+        record: Record = parse_file(join_blocks([self.texts[position]]), name)[0]
         return record
 
-    def ids(self) -> Iterator[str]:
-        return iter(self)
+    def rows(self) -> Iterator[tuple[str, bytes, Parents]]:
+        """(id, text, parents) of each packed record."""
+        return zip(self.ids, self.texts, self.parents, strict=True)
 
     def parent_values(self, field: str) -> Iterator[Any]:
         """``record.get(field)`` of each record, without decoding a packed one."""
         position = {"product_id": 0, "account_id": 1}.get(field)
         if position is None:
-            yield from (self[key].get(field) for key in map(itemgetter(0), self.rows))
+            yield from (self[key].get(field) for key in self.ids)
         else:
-            yield from (row[3][position] for row in self.rows)
+            yield from (parents[position] for parents in self.parents)
         yield from (record.get(field) for record in self.aside.values())
 
     def select(self, keep: Callable[[str, Any, Any], bool],
                keep_record: Callable[[str, Record], bool]) -> PackedRecords:
         """The records ``keep(id, product_id, account_id)`` (packed) or ``keep_record(id,
         record)`` (aside) keeps."""
-        rows = [row for row in self.rows if keep(row[0], *row[3])]
-        aside = {key: record for key, record in self.aside.items() if keep_record(key, record)}
-        return PackedRecords(self.kind, rows, aside)
+        out = PackedRecords(self.kind, {key: record for key, record in self.aside.items()
+                                        if keep_record(key, record)})
+        for entity_id, text, parents in self.rows():
+            if keep(entity_id, *parents):
+                out.append(entity_id, text, parents)
+        return out
 
     def merged(self, later: Mapping[str, Record]) -> PackedRecords:
         """These records and ``later``'s, a record of ``later`` replacing one with its id."""
-        if isinstance(later, PackedRecords):
-            later_rows, later_aside = later.rows, later.aside
-        else:
-            later_rows, later_aside = [], dict(later)
-        replaced = {row[0] for row in later_rows} | set(later_aside)
-        rows = [row for row in self.rows if row[0] not in replaced] + later_rows
-        aside = {key: r for key, r in self.aside.items() if key not in replaced}
-        aside.update(later_aside)
-        return PackedRecords(self.kind, rows, aside)
+        later_packed = later if isinstance(later, PackedRecords) else None
+        later_aside = later_packed.aside if later_packed is not None else dict(later)
+        replaced = set(later_aside)
+        if later_packed is not None:
+            replaced.update(later_packed.ids)
+        out = PackedRecords(self.kind, {key: record for key, record in self.aside.items()
+                                        if key not in replaced})
+        out.extend(self, lambda entity_id: entity_id not in replaced)
+        if later_packed is not None:
+            out.extend(later_packed)
+        out.aside.update(later_aside)
+        return out
 
 
 def merge_into(entities: dict[str, Mapping[str, Record]], kind: str,
@@ -189,7 +225,7 @@ def merge_into(entities: dict[str, Mapping[str, Record]], kind: str,
     elif isinstance(have, PackedRecords):
         entities[kind] = have.merged(records)
     elif isinstance(records, PackedRecords):
-        entities[kind] = PackedRecords(kind, aside=dict(have)).merged(records)
+        entities[kind] = PackedRecords(kind, dict(have)).merged(records)
     else:
         entities[kind] = {**have, **records}
 

@@ -47,7 +47,6 @@ from kmsnap.model import (
 from kmsnap.snapshot.packed import (
     PACKABLE,
     PackedRecords,
-    Row,
     merge_into,
     pack_page,
     packable,
@@ -198,7 +197,7 @@ class _Workers:
 @dataclass
 class _Page:
     url: str
-    records: list[Record | Row] | None  # None: ``data`` was not a list; Row: packed
+    records: list[Record | None] | None  # None: ``data`` was not a list
     total: int | None
     limit: int | None
     next_url: str | None
@@ -209,6 +208,8 @@ class _Page:
     usage: list[Record | None] = field(default_factory=list)
     # Position -> ``content_key`` of a record sent without an id (of all its fields).
     keyless: dict[int, str] = field(default_factory=dict)
+    # The records packed as the page arrived, in order; None in ``records`` at their places.
+    packed: PackedRecords | None = None
 
 
 @dataclass
@@ -356,7 +357,7 @@ class _Crawler:
                      pagination.present, pagination.problem)
         if not isinstance(data, list):
             return page
-        records: list[Record | Row] = []
+        records: list[Record | None] = []
         usage: list[Record | None] = []
         keep_stats, parent = self.options.with_stats, kind in PARENT_KINDS
         for item in data:
@@ -390,18 +391,20 @@ class _Crawler:
         return page
 
     def pack(self, kind: str, page: _Page) -> None:
-        """Replace the page's packable records by their rows (``kmsnap.snapshot.packed``):
-        encoded here, in the worker, while other requests wait on the network."""
+        """Pack the page's packable records (``kmsnap.snapshot.packed``), leaving None in their
+        places: encoded here, in the worker, while other requests wait on the network."""
         records = page.records or []
-        chosen = [i for i, record in enumerate(records)
-                  if type(record) is dict and i not in page.keyless and packable(record)]
+        chosen: list[tuple[int, Record]] = [
+            (i, record) for i, record in enumerate(records)
+            if record is not None and i not in page.keyless and packable(record)]
         if not chosen:
             return
-        rows = pack_page(kind, [records[i] for i in chosen], self._parents)  # type: ignore[misc]
-        if rows is None:
+        packed = pack_page(kind, [record for _, record in chosen], self._parents)
+        if packed is None:
             return  # left as dicts: the renderer says what is wrong with them
-        for i, row in zip(chosen, rows, strict=True):
-            records[i] = row
+        for i, _ in chosen:
+            records[i] = None
+        page.packed = packed
 
     def run(self, collections: list[_Collection]) -> None:
         """Fetch the collections' pages, a window at a time, until every one is complete."""
@@ -530,7 +533,7 @@ class _Crawler:
         self._progress(col, index, page, more[0])
         return more
 
-    def plan(self, col: _Collection, page: _Page, records: list[Record | Row]) -> _PageList:
+    def plan(self, col: _Collection, page: _Page, records: list[Record | None]) -> _PageList:
         """The pages after the first, from its total and the page size it actually served."""
         total = col.total or 0
         if total > MAX_TOTAL:
@@ -562,15 +565,20 @@ class _Crawler:
 
     def finish(self, col: _Collection) -> bool:
         """Check a fetched collection and add it to the snapshot; True to fetch it again."""
-        records: dict[str, Record | Row] = {}
+        records: dict[str, Record] = {}
+        packed = PackedRecords(col.kind, records)  # the packed ones, the others aside
+        seen: set[str] = set()
         usage: dict[str, Record] = {}
         links: dict[str, list[tuple[str, str | None]]] = {}
         seen_keyless: dict[str, int] = {}
         for index in sorted(col.pages):
             page = col.pages[index]
+            rows = page.packed.rows() if page.packed is not None else iter(())
             for position, record in enumerate(page.records or ()):
-                if isinstance(record, tuple):
-                    key = record[0]
+                row = None
+                if record is None:
+                    row = next(rows)
+                    key = row[0]
                 elif position not in page.keyless:
                     key = str(record["id"])
                 else:
@@ -579,8 +587,12 @@ class _Crawler:
                     if seen_keyless[key] > 1:  # identical items: keep each one
                         key = f"{key}-{seen_keyless[key]}"
                     record["id"] = key
-                if key not in records:  # a duplicate across pages: the catalog moved
-                    records[key] = record
+                if key not in seen:  # a duplicate across pages: the catalog moved
+                    seen.add(key)
+                    if row is not None:
+                        packed.append(*row)
+                    elif record is not None:
+                        records[key] = record
                     fields = page.usage[position]
                     if fields:
                         usage[key] = fields
@@ -588,33 +600,21 @@ class _Crawler:
                         links[key] = page.links[position]
         col.pages = {}
         total, moved = col.total, col.moved
-        if total is not None and (moved or len(records) != total):
+        if total is not None and (moved or len(seen) != total):
             if col.attempt == 0:
                 col.attempt, col.moved, col.total = 1, False, None
                 return True
             raise IncompleteError(
-                f"{col.url}: got {len(records)} distinct {col.kind} items, pagination.total "
+                f"{col.url}: got {len(seen)} distinct {col.kind} items, pagination.total "
                 f"says {total}{' and changed between pages' if moved else ''}, also when "
                 "fetched again: the catalog is changing during the pull; run it again later",
                 url=col.url,
             )
         self.fetched.add(col.kind)
-        self.complete.append((col.kind, col.url, _collected(col.kind, records), usage))
+        self.complete.append((col.kind, col.url, packed if packed.ids else records, usage))
         if col.kind in PARENT_KINDS:
             self.parent_links.setdefault(col.kind, {}).update(links)
         return False
-
-
-def _collected(kind: str, records: dict[str, Record | Row]) -> Mapping[str, Record]:
-    """A collection's records by id: packed when any of them is."""
-    rows: list[Row] = []
-    aside: dict[str, Record] = {}
-    for key, value in records.items():
-        if isinstance(value, tuple):
-            rows.append(value)
-        else:
-            aside[key] = value
-    return PackedRecords(kind, rows, aside) if rows else aside
 
 
 def _first_page(col: _Collection) -> _PageList:
