@@ -16,9 +16,10 @@ import pytest
 from kmsnap.cli import run
 from kmsnap.config import ConfigError, load_config, resolve_settings
 from kmsnap.emulator import Emulator, generate_catalog
+from kmsnap.errors import SnapshotError
 from kmsnap.model import Snapshot
-from kmsnap.snapshot.shrink import CHECK_LEAD, check_shrink, measure_shrink
-from kmsnap.snapshot.store import load_snapshot
+from kmsnap.snapshot.shrink import CHECK_LEAD, IdDigest, check_shrink, measure_shrink
+from kmsnap.snapshot.store import load_ids, load_snapshot
 from kmsnap.sources.pacing import SystemClock
 
 TOKEN = "shrink-token"
@@ -147,6 +148,62 @@ def test_unknown_kinds_and_the_check_wording() -> None:
         "compared with snapshots, the live catalog lacks all 2 dashboards and all 2 segments "
         "(4 of the 5 entities in all, 80%)"
     )
+
+
+def test_digests_count_what_sets_count() -> None:
+    old = {"event": [f"e{i}" for i in range(1000)], "metric": ["m1", "m2"], "report": ["r"]}
+    new = {"event": [f"e{i}" for i in range(300, 1200)] * 2, "report": ["r"]}  # twice: once
+    digests = {kind: IdDigest(ids) for kind, ids in old.items()}
+    assert measure_shrink(digests, new) == measure_shrink(old, new)
+    assert measure_shrink(digests, new).removed == 302
+    assert measure_shrink(digests, new).vanished == {"metric": 2}
+    assert "e5" in digests["event"] and "e1000" not in digests["event"]
+    assert len(IdDigest(["a", "a", "b"])) == 2
+    with pytest.raises(TypeError):
+        list(digests["event"])
+
+
+def test_load_ids_reads_and_refuses_what_a_full_load_does(
+    pulled: tuple[Emulator, Path]
+) -> None:
+    _, out = pulled
+    # A file a person rewrote by hand (not canonical, still YAML) is read as a full load reads it.
+    metrics = next(out.rglob("metrics.yaml"))
+    metrics.write_text("# edited by hand\n" + metrics.read_text(encoding="utf-8"),
+                       encoding="utf-8")
+    full = load_snapshot(out)
+    ids = load_ids(out)
+    assert {k: sorted(v) for k, v in ids.items()} == {
+        k: sorted(v) for k, v in full.entities.items() if v
+    }
+    assert sum(map(len, ids.values())) == full.size()
+    # The same id in two files: the same error as a full load, naming both files.
+    events = sorted(out.rglob("events.yaml"))
+    first = events[0].read_text(encoding="utf-8")
+    events[1].write_text(events[1].read_text(encoding="utf-8") + first, encoding="utf-8")
+    with pytest.raises(SnapshotError) as by_ids:
+        load_ids(out)
+    with pytest.raises(SnapshotError) as by_load:
+        load_snapshot(out)
+    assert str(by_ids.value) == str(by_load.value)
+    assert "appears twice" in str(by_ids.value) and str(events[0].relative_to(out)) in str(
+        by_ids.value
+    )
+
+
+def test_a_previous_snapshot_with_an_id_twice_is_not_replaced(
+    pulled: tuple[Emulator, Path], capfd: pytest.CaptureFixture[str]
+) -> None:
+    emu, out = pulled
+    events = sorted(out.rglob("events.yaml"))
+    events[1].write_text(events[1].read_text(encoding="utf-8")
+                         + events[0].read_text(encoding="utf-8"), encoding="utf-8")
+    before = digest(out)
+    code, err = pull(capfd, emu)
+    assert code == 1
+    line = assert_one_line(err)
+    assert "appears twice" in line and "--allow-shrink" in line
+    assert digest(out) == before
 
 
 # ---- pull against the emulator -----------------------------------------------------------

@@ -13,7 +13,9 @@ pull stops with one line saying what would vanish and how to accept it (``--allo
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from array import array
+from bisect import bisect_left
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,17 +51,54 @@ class Shrink:
         return self.removed / self.old_total if self.old_total else 0.0
 
 
+class IdDigest(Collection[str]):
+    """The ids of one kind of the snapshot a pull replaces, held as their sorted hashes.
+
+    8 bytes an id instead of the strings in a set (a million ids: 8 MB, not about 120): the
+    guard only counts how many old ids the new catalog still has. Hashes are of this process
+    (``hash``), so a digest is never stored. Two different ids with one hash would count a
+    removed id as kept: about one chance in 10^7 for a million ids, and it can only make a
+    shrink look one entity smaller. Membership of a single id is by its hash alone.
+    """
+
+    __slots__ = ("_hashes",)
+
+    def __init__(self, ids: Iterable[str]) -> None:
+        self._hashes = array("q", sorted(set(map(hash, ids))))
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def __iter__(self) -> Iterator[str]:
+        raise TypeError("an IdDigest holds hashes, not ids")
+
+    def __contains__(self, entity_id: object) -> bool:
+        hashes, h = self._hashes, hash(entity_id)
+        at = bisect_left(hashes, h)
+        return at < len(hashes) and hashes[at] == h
+
+    def kept(self, ids: Collection[str]) -> int:
+        """How many of these ids are among ``ids``, each counted once (a mapping's keys and a
+        set are looked up as they are, without another set of them)."""
+        unique = ids if isinstance(ids, (Mapping, set, frozenset)) else set(ids)
+        return sum(map(self.__contains__, unique))
+
+
 def ids_of(snapshot: Snapshot | Ids) -> dict[str, frozenset[str]]:
     """The entity ids per kind, of a snapshot or of a mapping of ids."""
     source: Ids = snapshot.entities if isinstance(snapshot, Snapshot) else snapshot
     return {kind: frozenset(ids) for kind, ids in source.items()}
 
 
+def _ids(snapshot: Snapshot | Ids) -> Ids:
+    return snapshot.entities if isinstance(snapshot, Snapshot) else snapshot
+
+
 def measure_shrink(
     old: Snapshot | Ids, new: Snapshot | Ids, *, kinds: Iterable[str] | None = None
 ) -> Shrink:
     """Count, per kind, the old ids missing from ``new``; ``kinds`` limits the comparison."""
-    old_ids, new_ids = ids_of(old), ids_of(new)
+    old_ids, new_ids = _ids(old), _ids(new)
     wanted = None if kinds is None else set(kinds)
     total = removed = 0
     vanished: dict[str, int] = {}
@@ -67,11 +106,16 @@ def measure_shrink(
         if wanted is not None and kind not in wanted:
             continue
         before = old_ids[kind]
-        after = new_ids.get(kind, frozenset())
-        total += len(before)
-        removed += len(before - after)
-        if before and not after:
-            vanished[kind] = len(before)
+        after: Collection[str] = new_ids.get(kind, ())
+        count = len(before)
+        if isinstance(before, IdDigest):
+            kept = before.kept(after)
+        else:
+            kept = len(set(before).intersection(after))
+        total += count
+        removed += count - kept
+        if count and not after:
+            vanished[kind] = count
     return Shrink(old_total=total, removed=removed, vanished=vanished)
 
 
@@ -134,7 +178,7 @@ class ShrinkGuard:
 
     def __init__(
         self,
-        ids: dict[str, frozenset[str]] | None,
+        ids: Ids | None,
         label: str,
         config: Config,
         *,
@@ -221,14 +265,20 @@ class ShrinkGuard:
             )
 
 
-def _load_ids(target: Path, config: Config) -> dict[str, frozenset[str]] | None:
+def _load_ids(target: Path, config: Config) -> dict[str, IdDigest] | None:
     """The ids per kind of the snapshot at ``target``, as selected by ``include``/``exclude``;
-    None when there is no snapshot there. Only the ids are kept."""
+    None when there is no snapshot there. Only their digests are kept; with no selection the
+    entities are never built (``store.load_ids``)."""
     from kmsnap.snapshot.layout import META_FILE
-    from kmsnap.snapshot.selection import filter_snapshot
-    from kmsnap.snapshot.store import DirectorySource, load_snapshot
+    from kmsnap.snapshot.selection import filter_snapshot, is_everything
+    from kmsnap.snapshot.store import DirectorySource, load_ids, load_snapshot
 
     if target.is_symlink() or not target.is_dir() or not (target / META_FILE).is_file():
         return None
-    old = load_snapshot(DirectorySource(target, label=str(target)))
-    return ids_of(filter_snapshot(old, config))
+    source = DirectorySource(target, label=str(target))
+    ids: Ids
+    if is_everything(config):
+        ids = load_ids(source)
+    else:
+        ids = filter_snapshot(load_snapshot(source), config).entities
+    return {kind: IdDigest(of_kind) for kind, of_kind in ids.items() if of_kind}

@@ -33,6 +33,7 @@ from kmsnap.snapshot.layout import (
 __all__ = [
     "DirectorySource",
     "SnapshotSource",
+    "load_ids",
     "load_pair",
     "load_snapshot",
     "render_snapshot",
@@ -359,6 +360,34 @@ def load_snapshot(source: SnapshotSource | Path, *, with_stats: bool = False) ->
         for rel, role in roles.items():
             assembler.add(rel, files[rel], role, _records(rel, files[rel], role))
     return snapshot
+
+
+def load_ids(source: SnapshotSource | Path) -> dict[str, list[str]]:
+    """The entity ids per kind of a whole snapshot, checked as ``load_snapshot`` checks it
+    (the same errors, duplicates included) but without building its entities: a canonical
+    file's ids are read from its text, and the files are read a batch at a time. Kinds
+    without entities have no key."""
+    source = _as_source(source)
+    with _about(source):
+        listing = source.list_files()
+        _, other, _ = _read_meta(source, listing)
+        roles = _roles(listing, other, False)
+        rels = list(roles)
+        _check_known_sizes(source, rels)
+        assembler = _Assembler(Snapshot())
+        ids: dict[str, list[str]] = {}
+        total = 0
+        for batch in _batches(rels, source):
+            files = _read(source, batch)
+            total += sum(map(len, files.values()))
+            _check_total(source, total)
+            for rel in batch:
+                role = roles[rel]
+                found = _file_ids(rel, files[rel], role)
+                assembler.register(rel, files[rel], role, found)
+                if found:
+                    ids.setdefault(role.kind, []).extend(found)
+    return ids
 
 
 def _chunks(text: str) -> list[str] | None:
