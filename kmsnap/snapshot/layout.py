@@ -1,7 +1,8 @@
 """Where each entity goes in a snapshot directory: slugs, file layout, and file roles.
 
-Pure: ``render_snapshot`` turns a ``Snapshot`` into file bytes; ``classify`` says what a file
-of an existing snapshot holds.
+Pure: ``render_files`` hands a ``Snapshot``'s files to a callback one at a time, ``kmsnap.yaml``
+first (the writer stores each as it comes); ``render_snapshot`` collects them into a dict;
+``classify`` says what a file of an existing snapshot holds.
 """
 
 # Decisions: every product directory holds all four collection files, ``[]`` when empty, so

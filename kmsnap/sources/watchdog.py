@@ -72,6 +72,9 @@ class WatchedDeadline(Deadline):
         super().sleep(seconds)
 
 
+POLL = 0.1  # seconds between two looks of the watchdog at the requests in flight
+
+
 class Watchdog:
     """One thread per client that shuts the socket of a request past its deadline or its
     time budget: a body dripping one byte a second resets every read timeout, not this."""
@@ -85,12 +88,16 @@ class Watchdog:
 
     def add(self, watch: Watch) -> None:
         with self._cond:
+            idle = not self._watches  # the thread sleeps until woken only when it has none
             self._watches.add(watch)
             if self._thread is None and not self._closed:
                 self._thread = threading.Thread(target=self._run, name="kmsnap-watchdog",
                                                 daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if idle:
+                # Otherwise it looks again within POLL seconds anyway: waking it for every
+                # request cost a thread switch and the lock per page, under the GIL.
+                self._cond.notify()
 
     def remove(self, watch: Watch) -> None:
         with self._cond:
@@ -112,7 +119,7 @@ class Watchdog:
                             expired = watch.deadline_end is not None and now >= watch.deadline_end
                             watch.fired = "deadline" if expired else "slow"
                             watch.shut()
-                self._cond.wait(0.1 if self._watches else None)
+                self._cond.wait(POLL if self._watches else None)
 
 
 class _Armed:
