@@ -9,8 +9,10 @@ DIR``) gives the "before" column with the same script. The baselines: ``json.loa
 ``json.dumps`` of the same entities, the sequential ``next``-following script of
 ``bench_pull.py``, and CSafeLoader + DeepDiff over the whole trees of ``bench_diff.py`` (at
 ``--baseline-size`` entities, extrapolated linearly, and said so). Peak memory is the
-subprocess's VmHWM. ``--million`` adds the 1,000,000-entity pull and diff (minutes) and the
-growth of peak memory from 10,000 to 1,000,000 entities. Nothing fails on a number.
+subprocess's VmHWM. The pull rows also time the whole ``kmsnap pull`` command into the
+snapshot a first run wrote (the shrink guard reads it first). ``--million`` adds the
+1,000,000-entity pulls and diff (minutes) and the growth of peak memory from 10,000 to
+1,000,000 entities. Nothing fails on a number.
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@ same files, the same records, the same selection and the same warnings as dicts.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,13 +31,6 @@ from kmsnap.snapshot.store import load_snapshot, save_snapshot
 from kmsnap.sources.core.crawler import PullOptions, PullResult, pull_snapshot
 
 MakeEmulator = Callable[..., Emulator]
-
-
-@pytest.fixture(autouse=True)
-def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.startswith(("KMSNAP_", "KISSMETRICS_")) or name.lower().endswith("_proxy"):
-            monkeypatch.delenv(name, raising=False)
 
 
 def _pull(emu: Emulator, *, pack: bool, with_stats: bool = False) -> PullResult:

@@ -20,15 +20,6 @@ from kmsnap.sources.core.crawler import PullOptions, pull_snapshot
 MakeEmulator = Callable[..., Emulator]
 
 
-@pytest.fixture(autouse=True)
-def _no_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
-    for name in list(os.environ):
-        if name.startswith(("KMSNAP_", "KISSMETRICS_")) or name.lower().endswith("_proxy"):
-            monkeypatch.delenv(name, raising=False)
-
-
 def _pull(emu: Emulator, with_stats: bool) -> Snapshot:
     options = PullOptions(api=emu.base_url, token=TOKEN, with_stats=with_stats)
     return pull_snapshot(options, clock=FakeClock()).snapshot
