@@ -95,13 +95,20 @@ class SourceMismatchError(UsageError):
     """Snapshots of two different APIs (Core and v3): their ids cannot be matched."""
 
 
+def source_mismatch(
+    old_source: str, new_source: str, old_label: str, new_label: str
+) -> SourceMismatchError:
+    """The refusal to compare a snapshot of one source with a catalog of another."""
+    return SourceMismatchError(
+        f"cannot compare {old_label} (pulled from {old_source}) with {new_label} (pulled "
+        f"from {new_source}): their ids cannot be matched, so everything would read as "
+        "removed and added; compare snapshots pulled from the same source"
+    )
+
+
 def _check_sources(old: Snapshot, new: Snapshot, old_label: str, new_label: str) -> None:
     if old.source != new.source and old.size() and new.size():
-        raise SourceMismatchError(
-            f"cannot compare {old_label} (pulled from {old.source}) with {new_label} (pulled "
-            f"from {new.source}): their ids cannot be matched, so everything would read as "
-            "removed and added; compare snapshots pulled from the same source"
-        )
+        raise source_mismatch(old.source, new.source, old_label, new_label)
 
 
 def compare_snapshots(

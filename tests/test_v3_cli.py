@@ -258,6 +258,20 @@ def test_core_and_v3_snapshots_are_not_compared(
     check = kmsnap("check", "--api", emu.base_url, "--snapshot", "core", *FAST)
     assert check.code == 1 and "ids cannot be matched" in check.err, check
     assert "would remove" not in check.err and "lacks" not in check.err
+    # Told from the stored header before the crawl: not one request reaches the live API.
+    with Emulator(catalog, token="core-token") as core:
+        early = kmsnap("check", "--api", core.base_url, "--snapshot", "v3",
+                       environ={"KISSMETRICS_TOKEN": "core-token"})
+        assert core.requests == []
+    assert early.code == 1 and early.out == "", early
+    assert early.err.count("\n") == 1 and "ids cannot be matched" in early.err, early
+    assert f"live ({core.base_url})" in early.err
+    # With --allow-shrink the guard reads nothing; the comparison refuses it after the crawl.
+    with Emulator(catalog, token="core-token") as core:
+        late = kmsnap("check", "--api", core.base_url, "--snapshot", "v3", "--allow-shrink",
+                      environ={"KISSMETRICS_TOKEN": "core-token"})
+        assert core.requests != []
+    assert late.code == 1 and "ids cannot be matched" in late.err, late
 
 
 # --------------------------------------------------------------------- credentials

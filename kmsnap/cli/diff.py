@@ -255,10 +255,10 @@ def check(
         kmsnap check --snapshot-dir snapshots --fail-on breaking --format github
     """
     from kmsnap.cli.pull import pull_live
-    from kmsnap.compare import compare_live
+    from kmsnap.compare import compare_live, source_mismatch
     from kmsnap.config import load_config, resolve_settings
     from kmsnap.snapshot.shrink import ShrinkGuard
-    from kmsnap.snapshot.store import DirectorySource
+    from kmsnap.snapshot.store import DirectorySource, read_source
 
     env = current()
     fmt = _check_format(fmt)
@@ -278,6 +278,15 @@ def check(
     guard = ShrinkGuard.for_check(
         where, config, allow=allow_shrink, kinds=kinds, environ=env.environ
     )
+    stored = DirectorySource(where, label=shown)
+    stored_source = read_source(stored)
+
+    def same_source(live_source: str, live_api: str) -> None:
+        # Before the crawl, when the stored snapshot has entities (known from the guard's ids;
+        # with --allow-shrink the comparison below refuses it, after the crawl).
+        if live_source != stored_source and guard.ids:
+            raise source_mismatch(stored_source, live_source, shown, f"live ({live_api})")
+
     result = pull_live(
         api,
         token_file,
@@ -294,13 +303,14 @@ def check(
         source=source,
         credentials_file=credentials_file,
         max_rpm=max_rpm,
+        before=same_source,
     )
     # In memory, as pull then diff would compare it: no temporary directory (kmsnap.compare).
     # Compared before the shrink guard: a Core snapshot against a v3 catalog is refused as
     # such (their ids cannot be matched), not as a catalog that lost everything.
     with _kind_option():
         cs = compare_live(
-            DirectorySource(where, label=shown),
+            stored,
             result.snapshot,
             rules=_rules(config),
             kinds=kinds,

@@ -20,6 +20,8 @@ from kmsnap.model import KINDS, rel_for_kind
 # The HTTP stack, the config loader and rich's progress bars are imported where a command
 # runs them: every command module is imported for --help and --version, which need none.
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import requests
 
     from kmsnap.cli.progress import PullDisplay
@@ -153,6 +155,7 @@ def pull_live(
     display: PullDisplay | None = None,
     with_stats: bool = True,
     pack: bool = False,
+    before: Callable[[str, str], None] | None = None,
 ) -> PullResult:
     """Pull the live catalog, showing progress (``kmsnap.cli.progress``); print warnings and
     a summary.
@@ -162,7 +165,8 @@ def pull_live(
     is fed and left open (``pull`` shows its write phase on it); else one is opened here.
     ``with_stats=False`` drops the usage fields as the pages arrive (less memory);
     ``pack=True`` holds a Core pull's product kinds as canonical text
-    (``kmsnap.snapshot.packed``), for a caller that writes them.
+    (``kmsnap.snapshot.packed``), for a caller that writes them. ``before`` is called with
+    the source's name and API before the first request (it may refuse the pull).
     """
     from kmsnap.compare import pull_selected
     from kmsnap.config import load_config, resolve_settings
@@ -176,6 +180,10 @@ def pull_live(
     options = live_options(settings, config, token_file=token_file,
                            credentials_file=credentials_file)
     _set_bounds(options, deadline, max_response_mb, max_retry_after)
+    if before is not None:
+        from kmsnap.sources.core.crawler import PullOptions as CoreOptions
+
+        before("core" if isinstance(options, CoreOptions) else "v3", options.api)
     options.with_stats = options.with_stats and with_stats
     if hasattr(options, "pack"):  # the Core crawler; v3 catalogs are small (15 requests/min)
         options.pack = pack

@@ -36,6 +36,7 @@ __all__ = [
     "load_ids",
     "load_pair",
     "load_snapshot",
+    "read_source",
     "render_snapshot",
     "save_snapshot",
     "slugify",
@@ -292,6 +293,13 @@ def _read_meta(
         raise SnapshotError(f"unknown source {str(origin)[:40]!r} (this kmsnap reads "
                             f"{', '.join(SOURCES)})", path=META_FILE)
     return api, {str(k): str(v) for k, v in other.items()}, origin
+
+
+def read_source(source: SnapshotSource | Path) -> str:
+    """The source a snapshot was pulled from (``core`` or ``v3``), from its header alone."""
+    source = _as_source(source)
+    with _about(source):
+        return _read_meta(source, source.list_files())[2]
 
 
 def _roles(
