@@ -304,6 +304,7 @@ def check(
         credentials_file=credentials_file,
         max_rpm=max_rpm,
         before=same_source,
+        pack=True,  # held as text: the comparison below encodes it to the store's files anyway
     )
     # In memory, as pull then diff would compare it: no temporary directory (kmsnap.compare).
     # Compared before the shrink guard: a Core snapshot against a v3 catalog is refused as
