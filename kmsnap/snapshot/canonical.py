@@ -83,12 +83,33 @@ def format_key(key: str) -> str:
     if _PLAIN_KEY.match(key):
         return key
     quoted = _quote(key)
-    if len(quoted) > MAX_KEY_CHARS:
+    if _too_long(quoted):
         raise KeyTooLong(key)
     return quoted
 
 
-def format_value(value: Any) -> str:
+def _too_long(quoted: str) -> bool:
+    """Whether a quoted key is longer than readers take once ``_escape_extra`` has run over
+    it (a U+2028 is one character before and six after)."""
+    if len(quoted) > MAX_KEY_CHARS:
+        return True
+    return _EXTRA.search(quoted) is not None and len(_escape_extra(quoted)) > MAX_KEY_CHARS
+
+
+# The deepest a field's value may nest (``[[...]]`` is 2): the strict loader refuses a file
+# nested deeper than 100 (the list of records and a record are two), and a bound here keeps
+# the writer's recursion the same in every thread.
+MAX_VALUE_DEPTH = 90
+
+
+class TooDeep(ValueError):
+    """A value nested deeper than every snapshot reader reads back."""
+
+    def __init__(self) -> None:
+        super().__init__(f"a value nested more than {MAX_VALUE_DEPTH} levels deep")
+
+
+def format_value(value: Any, depth: int = 0) -> str:
     """One value on one line (before the final extra-escape pass over the whole text)."""
     if value is None:
         return "null"
@@ -102,16 +123,19 @@ def format_value(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         return format_float(value)
+    if depth >= MAX_VALUE_DEPTH and isinstance(value, (Mapping, list, tuple)):
+        raise TooDeep()
     if isinstance(value, Mapping):
         items = sorted(value.items())
         for key, _ in items:
             if not isinstance(key, str):
                 raise TypeError(f"mapping keys must be strings, not {type(key).__name__}")
-            if len(_quote(key)) > MAX_KEY_CHARS:
+            if _too_long(_quote(key)):
                 raise KeyTooLong(key)
-        return "{" + ", ".join(f"{_quote(k)}: {format_value(v)}" for k, v in items) + "}"
+        inner = depth + 1
+        return "{" + ", ".join(f"{_quote(k)}: {format_value(v, inner)}" for k, v in items) + "}"
     if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(format_value(v) for v in value) + "]"
+        return "[" + ", ".join(format_value(v, depth + 1) for v in value) + "]"
     raise TypeError(f"cannot store a {type(value).__name__} in a snapshot")
 
 
@@ -140,6 +164,11 @@ def _dump_record_slow(record: Mapping[str, Any], first: str, rest: str) -> list[
         raise SnapshotError(
             f"cannot store entity {entity!r}: field name {exc.key[:40]!r}... is longer than "
             f"{MAX_KEY_CHARS} characters, more than YAML readers take as a key"
+        ) from None
+    except TooDeep:
+        raise SnapshotError(
+            f"cannot store entity {record.get('id')!r}: field {str(key)[:40]!r} holds a value "
+            f"nested more than {MAX_VALUE_DEPTH} levels deep, more than snapshot readers take"
         ) from None
     return lines
 

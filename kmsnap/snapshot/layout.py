@@ -218,6 +218,8 @@ class _Renderer:
     def blocks(self, rel: str, kind: str, rows: list[_Block],
                items: list[tuple[str, Record]]) -> None:
         if items:  # encoded as a dict-only file would be, then split into its records' blocks
+            # in the file's order, so the first one refused is the one a plain pull names
+            items = _sorted(kind, items)
             records = _ordered_all(kind, [record for _, record in items])
             data = _encoded(canonical.dump_collection_bytes(records), kind, records)
             split = packed.split_blocks(data, len(records))

@@ -67,7 +67,7 @@ def pack_page(kind: str, records: list[Record],
         batch = [ordered[i] for i in positions]
         try:
             data = canonical.dump_collection_bytes(batch)
-        except (SnapshotError, ValueError):
+        except (SnapshotError, ValueError, RecursionError):
             return None  # the renderer raises it again, at the same place as without packing
         if canonical.has_surrogate_escape(data):
             return None  # the renderer refuses it, naming the entity and field
@@ -78,8 +78,13 @@ def pack_page(kind: str, records: list[Record],
             blocks[i] = block
     out = PackedRecords(kind)
     for record, block in zip(ordered, blocks, strict=True):
-        pair = (record["product_id"], record.get("account_id"))
-        out.append(record["id"], block, parents.setdefault(pair, pair))
+        account = record.get("account_id")
+        pair = (record["product_id"], account)
+        # Shared only for a string or absent account id: 1, 1.0 and True are equal keys of
+        # the dict but not the same id to include/exclude, and a list is no key at all.
+        if account is None or type(account) is str:
+            pair = parents.setdefault(pair, pair)
+        out.append(record["id"], block, pair)
     return out
 
 
