@@ -49,8 +49,8 @@ def packable(record: Record) -> bool:
 
 def pack_page(kind: str, records: list[Record],
               parents: dict[Parents, Parents]) -> PackedRecords | None:
-    """``records`` (each ``packable``, ids unique) packed in their order, or None when they
-    must stay dicts.
+    """``records`` (each ``packable``) packed in their order, or None when they must stay
+    dicts. Ids may repeat within a page: the crawler's ``finish`` keeps the first of each.
 
     Records whose values are all scalars go through the writer's C-level path in one call,
     the others (a ``tags: [...]``) in a second; ``parents`` is shared by the pull: one
