@@ -84,13 +84,8 @@ class IdDigest(Collection[str]):
         return sum(map(self.__contains__, unique))
 
 
-def ids_of(snapshot: Snapshot | Ids) -> dict[str, frozenset[str]]:
-    """The entity ids per kind, of a snapshot or of a mapping of ids."""
-    source: Ids = snapshot.entities if isinstance(snapshot, Snapshot) else snapshot
-    return {kind: frozenset(ids) for kind, ids in source.items()}
-
-
 def _ids(snapshot: Snapshot | Ids) -> Ids:
+    """The entity ids per kind, of a snapshot or of a mapping of ids (as they are, no copy)."""
     return snapshot.entities if isinstance(snapshot, Snapshot) else snapshot
 
 
