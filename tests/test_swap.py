@@ -186,3 +186,47 @@ def test_a_directory_that_is_not_a_snapshot_is_still_refused(tmp_path: Path) -> 
         atomicdir.replace_tree(target, NEW, marker=MARKER, write=_write)
     assert (target / "thesis.tex").read_text() == "years of work"
     assert _siblings(target) == []
+
+
+def test_every_file_is_fsynced_before_the_swap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "snap"
+    atomicdir.replace_tree(target, OLD, marker=MARKER, write=_write)
+    synced: list[str] = []
+    real = atomicdir._fsync_file
+
+    def fsync(path: Path) -> None:
+        real(path)
+        synced.append(path.name)
+
+    def pause(step: str) -> None:
+        if step == "marker":  # fsynced before any other file is written
+            assert synced == [MARKER]
+        if step == "written":  # every file's fsync has ended before anything is swapped
+            assert sorted(synced) == sorted(rel.rpartition("/")[2] for rel in NEW)
+
+    monkeypatch.setattr(atomicdir, "_fsync_file", fsync)
+    monkeypatch.setattr(atomicdir, "pause", pause)
+    atomicdir.replace_tree(target, NEW, marker=MARKER, write=_write)
+    assert _tree(target) == NEW
+    assert len(synced) == len(NEW)
+
+
+def test_a_failed_fsync_on_a_background_thread_leaves_the_old_tree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "snap"
+    atomicdir.replace_tree(target, OLD, marker=MARKER, write=_write)
+    real = atomicdir._fsync_file
+
+    def fsync(path: Path) -> None:
+        if path.name == "three.yaml":
+            raise OSError(5, "Input/output error")
+        real(path)
+
+    monkeypatch.setattr(atomicdir, "_fsync_file", fsync)
+    with pytest.raises(SnapshotError, match="cannot write: Input/output error"):
+        atomicdir.replace_tree(target, NEW, marker=MARKER, write=_write)
+    assert _tree(target) == OLD
+    assert _siblings(target) == []

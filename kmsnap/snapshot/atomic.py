@@ -42,6 +42,7 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -56,6 +57,8 @@ __all__ = ["recover_tree", "replace_tree", "write_file_atomic"]
 # "exchanged", "moved-aside", "renamed", "removing"), so that a test can stop a subprocess
 # there and kill it. None in normal use.
 pause: Callable[[str], None] | None = None
+
+FSYNC_THREADS = 4  # files fsynced at once while the next ones are written
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -126,28 +129,43 @@ def _write_tree(
     tmp: Path, files: Files, marker: str, write: Callable[[Path, bytes], None]
 ) -> set[str]:
     """Every file written and fsynced, the marker first: a half-written tree is provable.
-    Returns the relpaths written."""
+    Returns the relpaths written.
+
+    The marker is fsynced at once; the other files' fsyncs run on ``FSYNC_THREADS`` threads
+    while the next files are rendered and written (an fsync waits on the disk, not the GIL;
+    a journaling filesystem commits concurrent ones together), and all of them end, the
+    first failure raised, before a directory is fsynced or anything is swapped."""
     made: set[str] = set()
     written: set[str] = set()
+    with ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="kmsnap-fsync") as pool:
+        syncing: list[Future[None]] = []
 
-    def emit(rel: str, data: bytes) -> None:
-        if not written and rel != marker and not isinstance(files, Mapping):
-            raise ValueError(f"the first file written must be {marker}, not {rel}")
-        rel_dir = rel.rpartition("/")[0]
-        if rel_dir and rel_dir not in made:
-            (tmp / rel_dir).mkdir(parents=True, exist_ok=True)
-            made.add(rel_dir)
-        write(tmp / rel, data)
-        _fsync_file(tmp / rel)
-        written.add(rel)
-        if rel == marker:
-            _step("marker")
+        def emit(rel: str, data: bytes) -> None:
+            if not written and rel != marker and not isinstance(files, Mapping):
+                raise ValueError(f"the first file written must be {marker}, not {rel}")
+            rel_dir = rel.rpartition("/")[0]
+            if rel_dir and rel_dir not in made:
+                (tmp / rel_dir).mkdir(parents=True, exist_ok=True)
+                made.add(rel_dir)
+            write(tmp / rel, data)
+            if rel == marker:
+                _fsync_file(tmp / rel)
+            else:
+                syncing.append(pool.submit(_fsync_file, tmp / rel))
+            written.add(rel)
+            if rel == marker:
+                _step("marker")
 
-    if isinstance(files, Mapping):
-        for rel in sorted(files, key=lambda rel: rel != marker):
-            emit(rel, files[rel])
-    else:
-        files(emit)
+        try:
+            if isinstance(files, Mapping):
+                for rel in sorted(files, key=lambda rel: rel != marker):
+                    emit(rel, files[rel])
+            else:
+                files(emit)
+        finally:
+            wait(syncing)  # none left running on a tree about to be removed
+        for future in syncing:
+            future.result()
     for rel_dir in sorted(made, key=lambda d: -d.count("/")):
         _fsync_dir(tmp / rel_dir)
     return written
