@@ -25,6 +25,7 @@ from kmsnap.snapshot.packed import (
     pack_page,
     parent_values,
     sort_name,
+    sort_names,
 )
 from kmsnap.snapshot.selection import Selection, Selector, filter_snapshot
 from kmsnap.snapshot.store import load_snapshot, save_snapshot
@@ -74,6 +75,7 @@ def test_a_file_joined_from_packed_blocks_is_the_file_the_writer_writes(
         assert packed[record["id"]] == record
         name = record.get("name")
         assert sort_name(packed.texts[i], "name") == (name if isinstance(name, str) else "")
+    assert sort_names(packed.texts, "name") == [sort_name(text, "name") for text in packed.texts]
 
 
 @pytest.mark.parametrize("with_stats", [False, True])

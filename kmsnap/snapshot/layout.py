@@ -202,9 +202,11 @@ class _Renderer:
         buckets: dict[str, list[_Block]] = {pid: [] for pid in product_dirs}
         loose: list[_Block] = []
         field = KINDS[kind].name_field
-        for entity_id, text, (product_id, _account) in records.rows():
-            buckets.get(product_id, loose).append(
-                (packed.sort_name(text, field), entity_id, text, entity_id))
+        names = packed.sort_names(records.texts, field)
+        for name, (entity_id, text, (product_id, _account)) in zip(
+                names, records.rows(), strict=True):
+            buckets.get(product_id, loose).append((name, entity_id, text, entity_id))
+        del names
         aside: dict[str | None, list[tuple[str, Record]]] = {}
         for entity_id, record in records.aside.items():
             owner = _parent_key(record.get("product_id"))

@@ -23,7 +23,7 @@ pull``); the library's ``pull_snapshot`` returns dicts unless asked.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from kmsnap.errors import SnapshotError
@@ -32,7 +32,7 @@ from kmsnap.snapshot import canonical
 
 __all__ = [
     "PACKABLE", "PackedRecords", "join_blocks", "merge_into", "pack_page", "packable",
-    "parent_values", "sort_name", "split_blocks",
+    "parent_values", "sort_name", "sort_names", "split_blocks",
 ]
 
 PACKABLE = frozenset(PRODUCT_KINDS)  # the kinds with many entities; containers stay dicts
@@ -107,18 +107,28 @@ def split_blocks(data: bytes, count: int) -> list[bytes] | None:
 def sort_name(block: bytes, field: str) -> str:
     """The value of ``field`` in a record's block when it is a string, else "" (the writer's
     order: name, then id; a missing or non-string name sorts as empty)."""
-    start = block.find(b"\n  " + field.encode() + b": ")
-    if start < 0:
-        return ""
-    start += len(field) + 5
-    end = block.find(b"\n", start)
-    value = block[start:] if end < 0 else block[start:end]
-    if value[:1] != b'"':
-        return ""
-    if b"\\" not in value:  # no escape: the UTF-8 between the quotes is the string
-        return value[1:-1].decode()
-    name: str = json.loads(value)
-    return name
+    return sort_names([block], field)[0]
+
+
+def sort_names(blocks: Iterable[bytes], field: str) -> list[str]:
+    """``sort_name`` of each block, in one loop (the render's one pass over every entity).
+
+    A string value's line is ``  FIELD: "..."`` at the block's top level (nested values are
+    written in flow style on their own line, and no value holds a raw newline)."""
+    needle = b"\n  " + field.encode() + b': "'
+    skip = len(needle) - 1  # to the opening quote
+    names: list[str] = []
+    add = names.append
+    for block in blocks:
+        start = block.find(needle)
+        if start < 0:
+            add("")
+            continue
+        end = block.find(b"\n", start + skip)
+        value = block[start + skip:] if end < 0 else block[start + skip:end]
+        # no escape: the UTF-8 between the quotes is the string
+        add(value[1:-1].decode() if b"\\" not in value else json.loads(value))
+    return names
 
 
 class PackedRecords(Mapping[str, Record]):
