@@ -157,6 +157,12 @@ class PackedRecords(Mapping[str, Record]):
 
     def extend(self, other: PackedRecords, keep: Callable[[str], bool] | None = None) -> None:
         """``other``'s packed records (those whose id ``keep`` keeps)."""
+        if keep is None:  # every row: three C-level extends
+            self.ids.extend(other.ids)
+            self.texts.extend(other.texts)
+            self.parents.extend(other.parents)
+            self._index = None
+            return
         for entity_id, text, parents in zip(other.ids, other.texts, other.parents, strict=True):
             if keep is None or keep(entity_id):
                 self.append(entity_id, text, parents)

@@ -573,6 +573,13 @@ class _Crawler:
         seen_keyless: dict[str, int] = {}
         for index in sorted(col.pages):
             page = col.pages[index]
+            whole = _all_packed(page)
+            if whole is not None:  # the usual page: its ids checked and added in C
+                ids = set(whole.ids)
+                if len(ids) == len(whole.ids) and seen.isdisjoint(ids):
+                    seen |= ids
+                    packed.extend(whole)
+                    continue
             rows = page.packed.rows() if page.packed is not None else iter(())
             for position, record in enumerate(page.records or ()):
                 row = None
@@ -615,6 +622,16 @@ class _Crawler:
         if col.kind in PARENT_KINDS:
             self.parent_links.setdefault(col.kind, {}).update(links)
         return False
+
+
+def _all_packed(page: _Page) -> PackedRecords | None:
+    """The page's packed records when they are all of it, with no usage fields, links or
+    keyless items to keep beside them; else None."""
+    whole = page.packed
+    if (whole is None or len(whole.ids) != len(page.records or ()) or page.keyless
+            or page.links or any(page.usage)):
+        return None
+    return whole
 
 
 def _first_page(col: _Collection) -> _PageList:
