@@ -133,8 +133,8 @@ def _write_tree(
 
     The marker is fsynced at once; the other files' fsyncs run on ``FSYNC_THREADS`` threads
     while the next files are rendered and written (an fsync waits on the disk, not the GIL;
-    a journaling filesystem commits concurrent ones together), and all of them end, the
-    first failure raised, before a directory is fsynced or anything is swapped."""
+    a journaling filesystem commits concurrent ones together); then the directories', and
+    all of them end, the first failure raised, before anything is swapped."""
     made: set[str] = set()
     written: set[str] = set()
     with ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="kmsnap-fsync") as pool:
@@ -162,12 +162,11 @@ def _write_tree(
                     emit(rel, files[rel])
             else:
                 files(emit)
+            syncing += [pool.submit(_fsync_dir, tmp / rel_dir) for rel_dir in made]
         finally:
             wait(syncing)  # none left running on a tree about to be removed
         for future in syncing:
             future.result()
-    for rel_dir in sorted(made, key=lambda d: -d.count("/")):
-        _fsync_dir(tmp / rel_dir)
     return written
 
 
