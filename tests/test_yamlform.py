@@ -245,6 +245,9 @@ def test_the_uniform_fast_path_refuses_a_line_that_is_not_one_scalar() -> None:
         '- id: "a"\n  id: "b"\n',
         '- id: "a"\n  x: 1\n- id: "b"\n  y: 2\n  x: 1\n',
         '- id: "a"\n  x: 1\n-  id: "b"\n  x: 1\n',
+        # a string run on into the next line's rest, the count made up by a line of two
+        '- a: "x\n  b: y"\n  c: 1, 2\n',
+        '- id: "a"\n  x: 1\n- id: "b"\n  x: "p\n  y: q"\n  z: 1, 2\n- id: "c"\n  x: 1\n',
     ]:
         value = yamlform.fast_load(text)
         assert value is None, text
@@ -269,3 +272,75 @@ def test_the_bytes_writer_writes_exactly_what_the_text_writer_writes(records: li
             yamlform.dump_collection_bytes(records)
         return
     assert yamlform.dump_collection_bytes(records) == expected
+
+
+_SHAPES = [  # the key orders of one kind's file: most entities flat, a few with tags
+    ("id", "product_id", "name", "description", "is_visible"),
+    ("id", "product_id", "name", "description", "is_visible", "tags"),
+    ("id", "name"),
+]
+
+
+@st.composite
+def _mixed_files(draw: st.DrawFn) -> list[dict[str, Any]]:
+    records = []
+    for i in range(draw(st.integers(1, 12))):
+        keys = draw(st.sampled_from(_SHAPES))
+        record: dict[str, Any] = {"id": f"e{i}"}
+        for key in keys[1:]:
+            record[key] = draw(_values if key == "tags" else _scalars)
+        records.append(record)
+    return records
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_mixed_files())
+def test_a_file_of_several_key_orders_reads_back_fast_and_alike(records: list[Any]) -> None:
+    text = yamlform.dump_collection(records)
+    assert _fast(text) == records == yaml.safe_load(text)
+    assert yamlform.sequence_ids(text) == [record["id"] for record in records]
+
+
+def test_a_file_of_several_key_orders_is_read_by_templates() -> None:
+    records = [{"id": f"e{i}", "name": HAZARDS[i % len(HAZARDS)], "n": i}
+               | ({"tags": ["a", i]} if i % 7 == 0 else {}) | ({"x": None} if i % 5 == 0 else {})
+               for i in range(200)]
+    text = yamlform.dump_collection(records)
+    assert yamlform._uniform_values(text) is None  # not one key order
+    assert yamlform._shaped_sequence(text, 0) == records == yaml.safe_load(text)
+
+
+def _mixed_mutations() -> st.SearchStrategy[str]:
+    base = yamlform.dump_collection(
+        [{"id": f"e{i}", "name": ["yes", "a b", "x"][i % 3], "n": i}
+         | ({"tags": [1, "x"]} if i % 3 == 1 else {}) for i in range(6)]
+    )
+    alphabet = st.sampled_from(list("-: \n\"\\{}[],0123456789ey") + ["  ", "\t"])
+
+    @st.composite
+    def mutate(draw: st.DrawFn) -> str:
+        text = base
+        for _ in range(draw(st.integers(1, 4))):
+            pos = draw(st.integers(0, len(text)))
+            piece = draw(alphabet)
+            op = draw(st.sampled_from(["insert", "delete", "replace"]))
+            if op == "insert":
+                text = text[:pos] + piece + text[pos:]
+            elif op == "delete":
+                text = text[:pos] + text[pos + len(piece):]
+            else:
+                text = text[:pos] + piece + text[pos + 1:]
+        return text
+
+    return mutate()
+
+
+@settings(max_examples=500, deadline=None)
+@given(_mixed_mutations())
+def test_the_reader_of_several_key_orders_defers_or_agrees_with_the_safe_loader(
+    text: str,
+) -> None:
+    value = yamlform.fast_load(text)
+    if value is None:
+        return
+    assert value == yaml.safe_load(text)

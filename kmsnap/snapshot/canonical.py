@@ -24,6 +24,7 @@ import math
 import re
 from collections.abc import Mapping
 from itertools import chain, repeat
+from operator import itemgetter
 from typing import Any
 
 from kmsnap.errors import SnapshotError
@@ -410,6 +411,7 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 # A line's rest: no tab or CR (JSON whitespace, not always YAML's), nothing of ``_EXTRA``.
 _REST = "([^\n\t\r\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]*)\n"
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+_JOIN = ",\n"  # between the rests: a string cannot run on past a raw line break
 _TEMPLATES: dict[tuple[str, ...], re.Pattern[str]] = {}
 
 
@@ -433,25 +435,14 @@ def _uniform_sequence(text: str) -> list[Any] | None:
     return list(map(dict, map(zip, repeat(keys), zip(*[iter(flat)] * size, strict=True))))
 
 
-def _uniform_values(text: str) -> tuple[list[str], list[Any]] | None:
-    """The keys and the flat list of values of a sequence whose entities all share one key
-    order, or None.
-
-    Sound without a regex over each value: the template matches whole lines from a line
-    start, so when its matches hold every line, every line is ``(- |  )KEY: REST`` with the
-    keys in the first entity's order. The JSON is then the list of the rests joined by commas:
-    JSON's strict decoder admits no raw line break inside a string, each rest gives at least
-    one value, and with no nested value the count of values equals the count of lines only
-    when each rest is exactly one scalar, which means in YAML what it means in JSON (the
-    characters and escapes where the two differ are refused, floats must be as the writer
-    writes them).
-    """
+def _first_shape(text: str) -> tuple[tuple[str, ...], list[str]] | None:
+    """The first entity's key lines as written and its keys, when a template can read it
+    (every line one key, no key twice, nothing the template path leaves to the general one)."""
     end = text.find("\n- ")
     first = text if end < 0 else text[: end + 1]
     heads = tuple(_FIRST_KEYS.findall(first))
     size = len(heads)
-    lines = text.count("\n")
-    if (not size or size > MAX_FAST_KEYS or first.count("\n") != size or lines % size
+    if (not size or size > MAX_FAST_KEYS or first.count("\n") != size
             or "\\/" in text or _SURROGATE_ESCAPE.search(text) is not None):
         return None
     keys = []
@@ -463,16 +454,132 @@ def _uniform_values(text: str) -> tuple[list[str], list[Any]] | None:
         keys.append(head)
     if len(set(keys)) != size:
         return None
+    return heads, keys
+
+
+def _uniform_values(text: str) -> tuple[list[str], list[Any]] | None:
+    """The keys and the flat list of values of a sequence whose entities all share one key
+    order, or None.
+
+    Sound without a regex over each value: the template matches whole lines from a line
+    start, so when its matches hold every line, every line is ``(- |  )KEY: REST`` with the
+    keys in the first entity's order. The JSON is then the list of the rests joined by a comma
+    and a line break (``_JOIN``): JSON's strict decoder admits no raw line break inside a
+    string, so no string, and no number or literal, runs from one rest into the next; with no
+    nested value (the only other kind that could) each rest gives at least one whole value,
+    and the count of values equals the count of lines only when each rest is exactly one
+    scalar, which means in YAML what it means in JSON (the characters and escapes where the
+    two differ are refused, floats must be as the writer writes them). Joined by a bare comma,
+    ``a: "x`` and ``b: y"`` would be read as one string, with ``c: 1, 2`` making up the count.
+    """
+    found = _first_shape(text)
+    lines = text.count("\n")
+    if found is None or lines % len(found[0]):
+        return None
+    heads, keys = found
+    size = len(heads)
     rests = _template(heads).findall(text)
     if len(rests) * size != lines:
         return None
     try:
-        flat = _loads("[" + ",".join(chain.from_iterable(rests) if size > 1 else rests) + "]")
+        flat = _loads(
+            "[" + _JOIN.join(chain.from_iterable(rests) if size > 1 else rests) + "]")
     except (ValueError, _NotCanonical, RecursionError):
         return None
     if len(flat) != lines or not _SCALARS.issuperset(map(type, flat)):
         return None
     return keys, flat
+
+
+# A file whose entities have a few key orders (most events without ``tags``, a few with):
+# each run of the first entity's order read by its template, the others by another pass.
+_MAX_SHAPES = 4  # templates tried on one file, each on what the one before left
+_ANY_ENTITY = r"^(- [^\n]*\n(?:  [^\n]*\n)*)"  # one whole entity, whatever its lines hold
+_MIXED_TEMPLATES: dict[tuple[str, ...], re.Pattern[str]] = {}
+_SCALAR_REST = r"(?![\[{])" + _REST  # an entity with a nested value is left to the next pass
+_SHAPE_CANDIDATES = 8  # entities looked at for the first one without a nested value
+
+
+def _mixed_template(heads: tuple[str, ...]) -> re.Pattern[str]:
+    """An entity with exactly these keys in this order and nothing more (the next line starts
+    another entity), its lines' rests as groups; else any one whole entity, as the last group."""
+    pattern = _MIXED_TEMPLATES.get(heads)
+    if pattern is None:
+        body = "  ".join(re.escape(h) + ": " + _SCALAR_REST for h in heads)
+        pattern = re.compile(f"^- {body}(?=- |\\Z)|{_ANY_ENTITY}", re.M)
+        if len(_MIXED_TEMPLATES) < 256:
+            _MIXED_TEMPLATES[heads] = pattern
+    return pattern
+
+
+def _flat_shape(text: str) -> tuple[tuple[str, ...], list[str]] | None:
+    """The key order of the first of the first few entities without a nested value."""
+    start = 0
+    for _ in range(_SHAPE_CANDIDATES):
+        end = text.find("\n- ", start)
+        entity = text[start:] if end < 0 else text[start:end + 1]
+        if ": [" not in entity and ": {" not in entity:
+            return _first_shape(entity)
+        if end < 0:
+            return None
+        start = end + 1
+    return None
+
+
+def _shaped_sequence(text: str, depth: int) -> list[Any] | None:
+    """The records of a sequence whose entities do not all share one key order, or None.
+
+    The entities with one key order (the first entity's without a nested value) and no
+    nested value are read as ``_uniform_values`` reads a whole file: the template's matches
+    are whole entities (each followed by the next entity or the end), so with the other
+    entities they hold every line exactly when the counts of lines add up, and the count of
+    values (all scalars) proves each matched line one scalar. The other entities,
+    each matched whole, are joined and read by ``fast_load`` itself (its next template for
+    the next key order, up to ``_MAX_SHAPES``, then the general path), and must give one
+    record each. The records come back in the file's order.
+    """
+    if depth >= _MAX_SHAPES:
+        return None
+    found = _flat_shape(text)
+    if found is None:
+        return None
+    heads, keys = found
+    size = len(heads)
+    matched: list[tuple[str, ...]] = []
+    others: list[str] = []
+    by_template: list[bool] = []
+    for row in _mixed_template(heads).findall(text):
+        other = row[size]
+        if other:
+            others.append(other)
+        else:
+            matched.append(row)
+        by_template.append(not other)
+    if not matched or not others:
+        return None  # none read, or one key order throughout: ``_uniform_values`` said no
+    if len(matched) * size + sum(other.count("\n") for other in others) != text.count("\n"):
+        return None  # a line that is no part of an entity
+    pick = itemgetter(*range(size))
+    rests = chain.from_iterable(map(pick, matched)) if size > 1 else map(itemgetter(0), matched)
+    try:
+        flat = _loads("[" + _JOIN.join(rests) + "]")
+    except (ValueError, _NotCanonical, RecursionError):
+        return None
+    if len(flat) != len(matched) * size or not _SCALARS.issuperset(map(type, flat)):
+        return None
+    rest = _fast_load("".join(others), depth + 1)
+    if not isinstance(rest, list) or len(rest) != len(others):
+        return None
+    records: list[Any] = []
+    later = iter(rest)
+    start = 0
+    for templated in by_template:
+        if templated:
+            records.append(dict(zip(keys, flat[start:start + size], strict=True)))
+            start += size
+        else:
+            records.append(next(later))
+    return records
 
 
 def sequence_ids(text: str) -> list[Any] | None:
@@ -506,6 +613,10 @@ def fast_load(text: str) -> list[Any] | dict[str, Any] | None:
     1.2 and JSON; nested flow values must be exactly what the writer writes. The text is then
     rewritten to JSON and parsed by the C decoder.
     """
+    return _fast_load(text, 0)
+
+
+def _fast_load(text: str, depth: int) -> list[Any] | dict[str, Any] | None:
     if not text.endswith("\n"):
         return None
     if text == "[]\n":
@@ -514,6 +625,8 @@ def fast_load(text: str) -> list[Any] | dict[str, Any] | None:
         return {}
     if text.startswith("- "):
         records = _uniform_sequence(text)
+        if records is None:
+            records = _shaped_sequence(text, depth)
         if records is not None:
             return records
     converted = _to_json(text, text.startswith("- "))
