@@ -593,7 +593,10 @@ def sequence_ids(text: str) -> list[Any] | None:
         if "id" not in keys:
             return [None] * (len(flat) // len(keys))
         return flat[keys.index("id")::len(keys)]
-    records = fast_load(text)
+    # not ``fast_load``: the one key order was tried above
+    records: list[Any] | dict[str, Any] | None = _shaped_sequence(text, 0)
+    if records is None:
+        records = _general_load(text)
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         return None
     return [record.get("id") for record in records]
@@ -629,6 +632,11 @@ def _fast_load(text: str, depth: int) -> list[Any] | dict[str, Any] | None:
             records = _shaped_sequence(text, depth)
         if records is not None:
             return records
+    return _general_load(text)
+
+
+def _general_load(text: str) -> list[Any] | dict[str, Any] | None:
+    """``fast_load`` by the per-key path: any canonical text, nested values included."""
     converted = _to_json(text, text.startswith("- "))
     if converted is None or not _flow_values_canonical(text):
         return None
