@@ -41,8 +41,12 @@ import gc, json, sys, tempfile, time
 from pathlib import Path
 from bench_store import build
 from kmsnap.snapshot.store import load_snapshot, save_snapshot
-size, repeat = int(sys.argv[1]), int(sys.argv[2])
+size, repeat, mixed = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "mixed"
 snap = build(size)
+if mixed:  # a tenth of the events with tags: a file of two key orders, as the API gives
+    for i, record in enumerate(snap.entities["event"].values()):
+        if i % 10 == 0:
+            record["tags"] = ["beta", i % 7]
 data = {kind: dict(by_id) for kind, by_id in snap.entities.items()}
 text = json.dumps(data)
 out = {k: [] for k in ("write", "dumps", "load", "loads")}
@@ -125,11 +129,13 @@ class Bench:
     def row(self, what: str, figure: str) -> None:
         print(f"| {what} | {figure} |", flush=True)
 
-    def codec(self, size: int) -> None:
-        times = json.loads(self.child(CODEC, str(size), str(self.repeat)).stdout)
+    def codec(self, size: int, *, mixed: bool = False) -> None:
+        times = json.loads(self.child(CODEC, str(size), str(self.repeat),
+                                      "mixed" if mixed else "uniform").stdout)
+        which = ", a tenth of its events with tags," if mixed else ""
         for ours, base, name in (("load", "loads", "json.loads"), ("write", "dumps", "json.dumps")):
             ratio = statistics.median(times[ours]) / statistics.median(times[base])
-            self.row(f"{ours} a {size:,}-entity snapshot vs {name}",
+            self.row(f"{ours} a {size:,}-entity snapshot{which} vs {name}",
                      f"{spread(times[ours])} vs {spread(times[base])}: **{ratio:.2f}x** "
                      "(target <= 2x)")
 
@@ -286,6 +292,7 @@ def main() -> None:
             steps.append(lambda: bench.pull(20_000, 20.0, sequential=True, concurrency=16))
         if "codec" in rows:
             steps.append(lambda: bench.codec(100_000))
+            steps.append(lambda: bench.codec(100_000, mixed=True))
         diffs: list[dict[str, Any]] = []
         if "diff" in rows:
             steps.append(lambda: diffs.append(bench.diff(10_000, 0)))
