@@ -262,7 +262,8 @@ def dump_collection_bytes(records: list[Record]) -> bytes:
             data = text.encode("utf-8", "surrogatepass")
             body = (data[3:-2].replace(b'}\x00{"', b"\n- ").replace(b'\x00"', b"\n  ")
                     .replace(b'"\x01', b": "))
-            body = _EXTRA_UTF8.sub(_escape_utf8, body)
+            if not body.isascii() or b"\x7f" in body:  # (two C scans: the regex is slower)
+                body = _EXTRA_UTF8.sub(_escape_utf8, body)
             return b"- " + body + b"\n"
     return dump_collection(records).encode()
 
