@@ -539,8 +539,8 @@ def _shaped_sequence(text: str, depth: int) -> list[Any] | None:
     the next key order, up to ``_MAX_SHAPES``, then the general path), and must give one
     record each. The records come back in the file's order.
     """
-    if depth >= _MAX_SHAPES:
-        return None
+    if depth >= _MAX_SHAPES or "\\/" in text or _SURROGATE_ESCAPE.search(text) is not None:
+        return None  # (checked on the whole text: ``_flat_shape`` looks at one entity)
     found = _flat_shape(text)
     if found is None:
         return None
