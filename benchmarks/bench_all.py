@@ -39,8 +39,10 @@ HWM = "[l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split(
 CODEC = r"""
 import gc, json, sys, tempfile, time
 from pathlib import Path
-from bench_store import build
+# kmsnap first, from --root: bench_store puts this checkout on sys.path for its own imports
 from kmsnap.snapshot.store import load_snapshot, save_snapshot
+from bench_store import build
+print(json.dumps(sys.modules["kmsnap"].__file__), file=sys.stderr)
 size, repeat, mixed = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "mixed"
 snap = build(size)
 if mixed:  # a tenth of the events with tags: a file of two key orders, as the API gives
@@ -130,8 +132,11 @@ class Bench:
         print(f"| {what} | {figure} |", flush=True)
 
     def codec(self, size: int, *, mixed: bool = False) -> None:
-        times = json.loads(self.child(CODEC, str(size), str(self.repeat),
-                                      "mixed" if mixed else "uniform").stdout)
+        proc = self.child(CODEC, str(size), str(self.repeat), "mixed" if mixed else "uniform")
+        measured = Path(json.loads(proc.stderr.strip().splitlines()[-1])).parents[1]
+        if measured != self.root:  # the codec rows once measured this checkout whatever --root
+            raise SystemExit(f"the codec child imported kmsnap from {measured}, not {self.root}")
+        times = json.loads(proc.stdout)
         which = ", a tenth of its events with tags," if mixed else ""
         for ours, base, name in (("load", "loads", "json.loads"), ("write", "dumps", "json.dumps")):
             ratio = statistics.median(times[ours]) / statistics.median(times[base])
