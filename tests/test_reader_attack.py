@@ -15,7 +15,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kmsnap.snapshot import canonical
+from kmsnap.snapshot import canonical, fastread
 
 
 def _typed(value: Any) -> Any:
@@ -38,8 +38,8 @@ def _safe(text: str) -> tuple[bool, Any]:
 
 def _check(text: str) -> None:
     """The reader's contract on one text (raises AssertionError on a breach)."""
-    value = canonical.fast_load(text)  # any exception fails the test
-    ids = canonical.sequence_ids(text)
+    value = fastread.fast_load(text)  # any exception fails the test
+    ids = fastread.sequence_ids(text)
     if value is None:
         assert ids is None, (text, ids)
         return
@@ -80,7 +80,7 @@ def test_a_surrogate_pair_escape_in_a_templated_entity_is_deferred_or_read_as_tw
 
 def test_sequence_ids_of_a_surrogate_pair_id_in_a_file_of_several_key_orders() -> None:
     text = '- id: "a"\n- id: "\\ud83d\\ude00"\n- x: 1\n'
-    assert canonical.sequence_ids(text) in (None, ["a", "\ud83d\ude00", None])
+    assert fastread.sequence_ids(text) in (None, ["a", "\ud83d\ude00", None])
 
 
 def test_the_writer_output_with_two_lone_surrogates_reads_back_exactly() -> None:
@@ -88,15 +88,15 @@ def test_the_writer_output_with_two_lone_surrogates_reads_back_exactly() -> None
     records: list[dict[str, Any]] = [{"a": 1}, {"a": "\ud83d\ude00"}, {"b": 1}]
     text = canonical.dump_collection(records)
     assert yaml.safe_load(text) == records
-    value = canonical.fast_load(text)
+    value = fastread.fast_load(text)
     assert value is None or value == records
 
 
 def test_a_slash_escape_is_deferred_by_every_path() -> None:
     # Consistency, not a value disagreement (PyYAML 6 reads the escape as /): the uniform and
     # general paths defer the escape, and the shaped path read it in a templated entity.
-    assert canonical.fast_load('- a: 1\n- a: "\\/"\n') is None  # uniform and general paths
-    assert canonical.fast_load('- a: 1\n- a: "\\/"\n- b: 1\n') is None  # shaped path
+    assert fastread.fast_load('- a: 1\n- a: "\\/"\n') is None  # uniform and general paths
+    assert fastread.fast_load('- a: 1\n- a: "\\/"\n- b: 1\n') is None  # shaped path
 
 
 # --- hand-written hostile texts ---------------------------------------------------------
@@ -251,7 +251,7 @@ def test_written_files_of_several_key_orders_read_back_fast_and_exactly(
     assert _typed(yaml.safe_load(text)) == _typed(records)
     _check(text)
     if "\\ud" not in text:  # a surrogate's escape is left to the safe loader, by design
-        assert canonical.fast_load(text) is not None, text
+        assert fastread.fast_load(text) is not None, text
 
 
 def _splice(draw: st.DrawFn, lines: list[str]) -> list[str]:
@@ -315,6 +315,6 @@ def test_large_hostile_files_are_read_or_deferred_without_an_error() -> None:
     # ~0.4-0.5 MB each (their speed is for a benchmark, not a test): no exception, and
     # sequence_ids defers exactly when fast_load does
     for text in _hostile_megabyte_files():
-        value = canonical.fast_load(text)
-        ids = canonical.sequence_ids(text)
+        value = fastread.fast_load(text)
+        ids = fastread.sequence_ids(text)
         assert (value is None) == (ids is None), text[:60]

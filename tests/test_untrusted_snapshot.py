@@ -20,7 +20,7 @@ import yaml
 from kmsnap.cli import run
 from kmsnap.errors import SnapshotError
 from kmsnap.model import Snapshot
-from kmsnap.snapshot import canonical as yamlform
+from kmsnap.snapshot import fastread
 from kmsnap.snapshot.store import load_pair, load_snapshot, save_snapshot
 from kmsnap.snapshot.strict import safe_load
 
@@ -68,11 +68,11 @@ def test_a_nul_or_non_utf8_byte_is_one_line_naming_file_and_line(
 def test_duplicate_keys_are_refused_by_both_readers(tmp_path: Path) -> None:
     text = '- id: "e1"\n  name: "a"\n  name: "b"\n'
     assert yaml.safe_load(text) == [{"id": "e1", "name": "b"}]  # what PyYAML alone does
-    assert yamlform.fast_load(text) is None
+    assert fastread.fast_load(text) is None
     with pytest.raises(SnapshotError, match="duplicate key 'name'") as info:
         safe_load(text.encode(), "x/events.yaml")
     assert info.value.line == 3
-    assert yamlform.fast_load('id: "a"\nname: "x"\nname: "y"\n') is None
+    assert fastread.fast_load('id: "a"\nname: "x"\nname: "y"\n') is None
     with pytest.raises(SnapshotError, match="duplicate key 'b'"):
         safe_load(b'- id: "e1"\n  c: {"b": 1, "b": 2}\n', "x/events.yaml")
     old, new = _copy(tmp_path, "a"), _copy(tmp_path, "b")
@@ -145,7 +145,7 @@ def test_a_lone_surrogate_in_a_file_is_refused_by_every_reader_as_file_and_line(
     tmp_path: Path,
 ) -> None:
     text = 'id: "a"\nname: "x\\ud800"\n'
-    assert yamlform.fast_load(text) is None  # deferred
+    assert fastread.fast_load(text) is None  # deferred
     assert yaml.safe_load(text)["name"] == "x\ud800"  # PyYAML alone gives a lone surrogate
     with pytest.raises(SnapshotError, match="surrogate") as info:
         safe_load(text.encode(), "f.yaml")

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from kmsnap.errors import SnapshotError
 from kmsnap.snapshot import canonical as yamlform
+from kmsnap.snapshot import fastread
 from kmsnap.snapshot.strict import safe_load
 
 HAZARDS = [
@@ -42,7 +43,7 @@ _records = st.dictionaries(_key, _values, min_size=1, max_size=6)
 
 
 def _fast(text: str) -> Any:
-    value = yamlform.fast_load(text)
+    value = fastread.fast_load(text)
     assert value is not None, f"fast path refused writer output:\n{text}"
     return value
 
@@ -92,7 +93,7 @@ def _mutations() -> st.SearchStrategy[str]:
 @settings(max_examples=500, deadline=None)
 @given(_mutations())
 def test_the_fast_reader_defers_or_agrees_with_the_safe_loader(text: str) -> None:
-    value = yamlform.fast_load(text)
+    value = fastread.fast_load(text)
     if value is None:
         return
     assert value == yaml.safe_load(text)
@@ -128,7 +129,7 @@ def test_floats_are_written_so_yaml_11_and_12_read_floats(value: float, written:
 def test_infinity_and_nan_round_trip_through_the_safe_loader() -> None:
     records = [{"id": "a", "x": math.inf, "y": -math.inf, "z": [math.inf]}]
     text = yamlform.dump_collection(records)
-    assert yamlform.fast_load(text) is None  # not JSON: deferred
+    assert fastread.fast_load(text) is None  # not JSON: deferred
     assert safe_load(text.encode(), "f.yaml") == records
 
 
@@ -150,7 +151,7 @@ def test_field_names_too_long_for_yaml_are_quoted_refused_or_deferred() -> None:
     assert _fast(text) == records == yaml.safe_load(text)
     for key in ("k" * 1100, '"' + "K" * 1100 + '"'):
         text = f'- id: "a"\n  {key}: 1\n'
-        assert yamlform.fast_load(text) is None
+        assert fastread.fast_load(text) is None
         with pytest.raises(SnapshotError):
             safe_load(text.encode(), "f.yaml")
 
@@ -162,7 +163,7 @@ def test_non_canonical_forms_are_deferred() -> None:
         "- id: \"a\"\n  c: {\"b\": 1, \"a\": 2}\n", "- id: \"\\ud83d\\ude00\"\n", "id: 'a'\n",
         "- id: \"a\"", "- id: \"a\"\n  x: [1,\n  2]\n", "- id: \"a\"\n  x: NaN\n",
     ]:
-        assert yamlform.fast_load(text) is None, text
+        assert fastread.fast_load(text) is None, text
 
 
 def test_safe_loader_refuses_what_kmsnap_never_writes() -> None:
@@ -196,7 +197,7 @@ def test_any_yaml_document_is_deferred_or_read_as_the_safe_loader_reads_it(
     data: Any, flow: bool
 ) -> None:
     text = yaml.safe_dump(data, allow_unicode=True, default_flow_style=flow)
-    value = yamlform.fast_load(text)
+    value = fastread.fast_load(text)
     if value is not None:
         assert value == yaml.safe_load(text)
 
@@ -216,7 +217,7 @@ PLAIN_READ_ALIKE = {
 @pytest.mark.parametrize("plain", AMBIGUOUS_PLAIN)
 def test_plain_values_yaml_1_1_and_1_2_read_differently_are_refused(plain: str) -> None:
     text = f'- id: "a"\n  name: "x"\n  v: {plain}\n'
-    assert yamlform.fast_load(text) is None
+    assert fastread.fast_load(text) is None
     with pytest.raises(SnapshotError) as info:
         safe_load(text.encode(), "events.yaml")
     assert str(info.value) == f"events.yaml:3: ambiguous plain value {plain!r}: quote it"
@@ -249,9 +250,9 @@ def test_the_uniform_fast_path_refuses_a_line_that_is_not_one_scalar() -> None:
         '- a: "x\n  b: y"\n  c: 1, 2\n',
         '- id: "a"\n  x: 1\n- id: "b"\n  x: "p\n  y: q"\n  z: 1, 2\n- id: "c"\n  x: 1\n',
     ]:
-        value = yamlform.fast_load(text)
+        value = fastread.fast_load(text)
         assert value is None, text
-        assert not yamlform.is_canonical_sequence(text)
+        assert not fastread.is_canonical_sequence(text)
 
 
 def test_the_uniform_fast_path_reads_many_entities_as_every_yaml_reader_does() -> None:
@@ -298,16 +299,17 @@ def _mixed_files(draw: st.DrawFn) -> list[dict[str, Any]]:
 def test_a_file_of_several_key_orders_reads_back_fast_and_alike(records: list[Any]) -> None:
     text = yamlform.dump_collection(records)
     assert _fast(text) == records == yaml.safe_load(text)
-    assert yamlform.sequence_ids(text) == [record["id"] for record in records]
+    assert fastread.sequence_ids(text) == [record["id"] for record in records]
 
 
 def test_a_file_of_several_key_orders_is_read_by_templates() -> None:
-    records = [{"id": f"e{i}", "name": HAZARDS[i % len(HAZARDS)], "n": i}
+    names = [h for h in HAZARDS if "\\" not in h]  # an escape of / or a surrogate: deferred
+    records = [{"id": f"e{i}", "name": names[i % len(names)], "n": i}
                | ({"tags": ["a", i]} if i % 7 == 0 else {}) | ({"x": None} if i % 5 == 0 else {})
                for i in range(200)]
     text = yamlform.dump_collection(records)
-    assert yamlform._uniform_values(text) is None  # not one key order
-    assert yamlform._shaped_sequence(text, 0) == records == yaml.safe_load(text)
+    assert fastread._uniform_values(text) is None  # not one key order
+    assert fastread._shaped_sequence(text, 0) == records == yaml.safe_load(text)
 
 
 def _mixed_mutations() -> st.SearchStrategy[str]:
@@ -340,7 +342,7 @@ def _mixed_mutations() -> st.SearchStrategy[str]:
 def test_the_reader_of_several_key_orders_defers_or_agrees_with_the_safe_loader(
     text: str,
 ) -> None:
-    value = yamlform.fast_load(text)
+    value = fastread.fast_load(text)
     if value is None:
         return
     assert value == yaml.safe_load(text)

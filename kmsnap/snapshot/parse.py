@@ -30,7 +30,7 @@ def parse_file(data: bytes, name: str, *, max_bytes: int = MAX_FILE_BYTES) -> An
 
     Any problem is a SnapshotError naming ``name`` (and the line, where there is one).
     """
-    from kmsnap.snapshot import canonical
+    from kmsnap.snapshot import fastread
     from kmsnap.snapshot import strict as yamlsafe  # late: the git driver starts once per file
 
     check_size(name, len(data), max_bytes)
@@ -44,7 +44,7 @@ def parse_file(data: bytes, name: str, *, max_bytes: int = MAX_FILE_BYTES) -> An
         # A checkout with core.autocrlf: YAML reads CRLF as LF everywhere, and canonical
         # text has no raw line break inside a scalar, so this keeps the fast path sound.
         text = text.replace("\r\n", "\n")
-    value = canonical.fast_load(text)
+    value = fastread.fast_load(text)
     if value is not None:
         return value
     return yamlsafe.safe_load(data, name)

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from kmsnap.errors import SnapshotError
 from kmsnap.model import SOURCES, Record, Snapshot
-from kmsnap.snapshot import canonical, parse, strict
+from kmsnap.snapshot import fastread, parse, strict
 from kmsnap.snapshot.atomic import replace_tree
 from kmsnap.snapshot.layout import (
     FORMAT_VERSION,
@@ -429,11 +429,11 @@ def _differing(old: bytes, new: bytes) -> tuple[Any, Any, list[str]] | None:
     common = old_set & new_set
     if not common:
         return None
-    ids = canonical.sequence_ids(_join([c for c in old_chunks if c in common]))
+    ids = fastread.sequence_ids(_join([c for c in old_chunks if c in common]))
     if ids is None or not _ID_TYPES.issuperset(map(type, ids)):
         return None
-    old_value = canonical.fast_load(_join([c for c in old_chunks if c not in common]))
-    new_value = canonical.fast_load(_join([c for c in new_chunks if c not in common]))
+    old_value = fastread.fast_load(_join([c for c in old_chunks if c not in common]))
+    new_value = fastread.fast_load(_join([c for c in new_chunks if c not in common]))
     if old_value is None or new_value is None:
         return None
     return old_value, new_value, list(map(str, ids))
@@ -443,7 +443,7 @@ def _file_ids(rel: str, data: bytes, role: Role) -> list[str]:
     """The ids of a whole file, checked as a full load checks it."""
     if not role.mapping and b"\r" not in data and len(data) <= MAX_FILE_BYTES:
         try:
-            ids = canonical.sequence_ids(data.decode("utf-8"))
+            ids = fastread.sequence_ids(data.decode("utf-8"))
         except UnicodeDecodeError:
             ids = None
         if ids is not None and _ID_TYPES.issuperset(map(type, ids)):
