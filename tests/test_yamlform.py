@@ -71,23 +71,25 @@ def _mutations() -> st.SearchStrategy[str]:
          {"id": "e2", "description": "a\nb", "is_visible": False}]
     )
     alphabet = st.sampled_from(list("-: \n\"'\\{}[],#&*!|>%@0123456789.eEyn") + ["  ", "\t"])
+    return st.one_of(_mutated(base, alphabet),
+                     st.text(alphabet=list("-: \n\"'{}[],ab01.e"), max_size=40))
 
-    @st.composite
-    def mutate(draw: st.DrawFn) -> str:
-        text = base
-        for _ in range(draw(st.integers(1, 4))):
-            pos = draw(st.integers(0, len(text)))
-            op = draw(st.sampled_from(["insert", "delete", "replace"]))
-            piece = draw(alphabet)
-            if op == "insert":
-                text = text[:pos] + piece + text[pos:]
-            elif op == "delete":
-                text = text[:pos] + text[pos + len(piece):]
-            else:
-                text = text[:pos] + piece + text[pos + 1:]
-        return text
 
-    return st.one_of(mutate(), st.text(alphabet=list("-: \n\"'{}[],ab01.e"), max_size=40))
+@st.composite
+def _mutated(draw: st.DrawFn, base: str, alphabet: st.SearchStrategy[str]) -> str:
+    """``base`` with one to four pieces of ``alphabet`` inserted, deleted or replaced."""
+    text = base
+    for _ in range(draw(st.integers(1, 4))):
+        pos = draw(st.integers(0, len(text)))
+        op = draw(st.sampled_from(["insert", "delete", "replace"]))
+        piece = draw(alphabet)
+        if op == "insert":
+            text = text[:pos] + piece + text[pos:]
+        elif op == "delete":
+            text = text[:pos] + text[pos + len(piece):]
+        else:
+            text = text[:pos] + piece + text[pos + 1:]
+    return text
 
 
 @settings(max_examples=500, deadline=None)
@@ -318,23 +320,7 @@ def _mixed_mutations() -> st.SearchStrategy[str]:
          | ({"tags": [1, "x"]} if i % 3 == 1 else {}) for i in range(6)]
     )
     alphabet = st.sampled_from(list("-: \n\"\\{}[],0123456789ey") + ["  ", "\t"])
-
-    @st.composite
-    def mutate(draw: st.DrawFn) -> str:
-        text = base
-        for _ in range(draw(st.integers(1, 4))):
-            pos = draw(st.integers(0, len(text)))
-            piece = draw(alphabet)
-            op = draw(st.sampled_from(["insert", "delete", "replace"]))
-            if op == "insert":
-                text = text[:pos] + piece + text[pos:]
-            elif op == "delete":
-                text = text[:pos] + text[pos + len(piece):]
-            else:
-                text = text[:pos] + piece + text[pos + 1:]
-        return text
-
-    return mutate()
+    return _mutated(base, alphabet)
 
 
 @settings(max_examples=500, deadline=None)
