@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ import pytest
 from hostile import send, serve
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typed_value import typed
 
 from kmsnap.compare import pull_selected
 from kmsnap.errors import SnapshotError
@@ -112,18 +112,6 @@ def running(api: Api) -> Iterator[str]:
 # -- outcomes -------------------------------------------------------------------------------
 
 
-def norm(value: Any) -> Any:
-    """A value with every type kept apart (``==`` takes 1, 1.0 and True as equal, NaN as
-    unequal to itself): floats by their repr, dicts by their sorted items."""
-    if isinstance(value, dict):
-        return ("dict", sorted((k, norm(v)) for k, v in value.items()))
-    if isinstance(value, list):
-        return ("list", [norm(v) for v in value])
-    if isinstance(value, float):
-        return ("float", "nan" if math.isnan(value) else repr(value))
-    return (type(value).__name__, value)
-
-
 def error_of(exc: BaseException) -> tuple[str, str]:
     return type(exc).__name__, str(exc)
 
@@ -153,7 +141,7 @@ def entities_of(result: PullResult) -> dict[str, Any]:
         records: dict[str, Any] = {}
         for key in sorted(by_id):
             try:
-                records[key] = norm(by_id[key])
+                records[key] = typed(by_id[key])
             except Exception as exc:  # a record that cannot be read back
                 records[key] = ("unreadable", *error_of(exc))
         out[kind] = records
@@ -174,7 +162,7 @@ def outcome(url: str, where: Path, *, pack: bool, with_stats: bool = False,
     except Exception as exc:
         return Outcome(pull_error=error_of(exc))
     out = Outcome(warnings=result.warnings, counts=result.snapshot.counts(),
-                  entities=entities_of(result), stats=norm(result.snapshot.stats),
+                  entities=entities_of(result), stats=typed(result.snapshot.stats),
                   packed_kinds=sorted(kind for kind, by_id in result.snapshot.entities.items()
                                       if isinstance(by_id, PackedRecords)))
     try:
@@ -335,9 +323,9 @@ def test_ids_duplicated_within_and_across_pages_keep_the_first_in_both(
               {"product_id": "p1", "name": "no id"}]
     plain = check({"event": events}, tmp_path, page_size=3, with_total=False)
     assert isinstance(plain.entities["event"], dict)
-    assert plain.entities["event"]["d"] == norm(event("d", name="first"))
-    assert plain.entities["event"]["1"] == norm(event(1, name="int one"))
-    assert plain.entities["event"]["2"] == norm(event("2", name="str two"))
+    assert plain.entities["event"]["d"] == typed(event("d", name="first"))
+    assert plain.entities["event"]["1"] == typed(event(1, name="int one"))
+    assert plain.entities["event"]["2"] == typed(event("2", name="str two"))
 
 
 def test_duplicates_against_the_total_fail_both_pulls_alike(tmp_path: Path) -> None:
@@ -453,7 +441,7 @@ def test_a_collection_that_moves_during_the_pull_is_fetched_again_alike(
     plain, packed = both(api, tmp_path)
     assert_same(plain, packed)
     assert plain.pull_error is None and packed.packed_kinds == ["event"], plain.pull_error
-    assert plain.entities["event"]["e0"] == norm(event("e0", name="second 0", v={"i": 0}))
+    assert plain.entities["event"]["e0"] == typed(event("e0", name="second 0", v={"i": 0}))
     assert plain.counts["event"] == len(second)
     assert sum(1 for served in api.served if served == ("events", 0)) == 4  # two per pull
 
@@ -476,9 +464,9 @@ def test_scoped_collections_merged_replace_alike(tmp_path: Path) -> None:
     plain, packed = both(api, tmp_path)
     assert_same(plain, packed)
     assert packed.packed_kinds == ["event"]
-    assert plain.entities["event"]["shared"] == norm(event("shared", "p2", name="from p2"))
-    assert plain.entities["event"]["5"] == norm(event("5", "p2", name="str five"))
-    assert plain.entities["event"]["6"] == norm(event(6, "p2", name="int six"))
+    assert plain.entities["event"]["shared"] == typed(event("shared", "p2", name="from p2"))
+    assert plain.entities["event"]["5"] == typed(event("5", "p2", name="str five"))
+    assert plain.entities["event"]["6"] == typed(event(6, "p2", name="int six"))
 
 
 # -- differences found by this file (fixed in 31be030; kept as regressions) ----------------

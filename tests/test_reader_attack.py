@@ -7,26 +7,15 @@ Disagreements found are kept as regression tests (each failed before its fix).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typed_value import typed
 
 from kmsnap.snapshot import canonical, fastread
-
-
-def _typed(value: Any) -> Any:
-    """A form of a loaded value in which 1, 1.0 and True, or 0.0 and -0.0, differ."""
-    if isinstance(value, dict):
-        return ("dict", sorted((key, _typed(item)) for key, item in value.items()))
-    if isinstance(value, list):
-        return ("list", [_typed(item) for item in value])
-    if isinstance(value, float):
-        return ("float", "nan" if math.isnan(value) else repr(value))
-    return (type(value).__name__, value)
 
 
 def _safe(text: str) -> tuple[bool, Any]:
@@ -45,11 +34,11 @@ def _check(text: str) -> None:
         return
     ok, expected = _safe(text)
     assert ok, f"the safe loader refuses a text the fast reader read: {text!r}"
-    assert _typed(value) == _typed(expected), (text, value, expected)
+    assert typed(value) == typed(expected), (text, value, expected)
     if ids is not None:
         assert isinstance(expected, list)
         want = [record.get("id") for record in expected]
-        assert _typed(ids) == _typed(want), (text, ids, want)
+        assert typed(ids) == typed(want), (text, ids, want)
     elif text.startswith("- ") and isinstance(value, list) and value:
         raise AssertionError(f"sequence_ids deferred on a sequence fast_load read: {text!r}")
 
@@ -248,7 +237,7 @@ def test_written_files_of_several_key_orders_read_back_fast_and_exactly(
     records: list[dict[str, Any]],
 ) -> None:
     text = canonical.dump_collection(records)
-    assert _typed(yaml.safe_load(text)) == _typed(records)
+    assert typed(yaml.safe_load(text)) == typed(records)
     _check(text)
     if "\\ud" not in text:  # a surrogate's escape is left to the safe loader, by design
         assert fastread.fast_load(text) is not None, text
