@@ -132,7 +132,10 @@ def _flow_values_canonical(text: str) -> bool:
 # nested value. One regex pass finds every line's value text, the texts joined by commas are
 # the flat JSON list of the values, read by one C decode; anything else goes to ``_to_json``.
 _FIRST_KEYS = re.compile(rf"(?:^- |\n  )({_KEY}): ")
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+# Escapes the template paths leave to the others: ``\/`` and surrogates (JSON pairs them into
+# one character, PyYAML keeps two). One search, not ``"\\/" in text`` and another: a search of
+# a string holding an emoji reads four bytes a character, and finding nothing reads them all.
+_REFUSED_ESCAPE = re.compile(r"\\(?:/|u[dD][89a-fA-F])")
 # A line's rest: no tab or CR (JSON whitespace, not always YAML's), nothing of ``_EXTRA``.
 _REST = "([^\n\t\r\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]*)\n"
 _SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -168,7 +171,7 @@ def _first_shape(text: str) -> tuple[tuple[str, ...], list[str]] | None:
     heads = tuple(_FIRST_KEYS.findall(first))
     size = len(heads)
     if (not size or size > MAX_FAST_KEYS or first.count("\n") != size
-            or "\\/" in text or _SURROGATE_ESCAPE.search(text) is not None):
+            or _REFUSED_ESCAPE.search(text) is not None):
         return None
     keys = []
     for head in heads:
@@ -263,7 +266,7 @@ def _shaped_sequence(text: str, depth: int) -> list[Any] | None:
     the next key order, up to ``_MAX_SHAPES``, then the general path), and must give one
     record each. The records come back in the file's order.
     """
-    if depth >= _MAX_SHAPES or "\\/" in text or _SURROGATE_ESCAPE.search(text) is not None:
+    if depth >= _MAX_SHAPES or _REFUSED_ESCAPE.search(text) is not None:
         return None  # (checked on the whole text: ``_flat_shape`` looks at one entity)
     found = _flat_shape(text)
     if found is None:
