@@ -256,6 +256,7 @@ def test_the_deadline_ends_a_pull_that_gets_no_answer(
     err = pull_fails(emu.base_url, snapshot, capfd, "--deadline", "1.5")
     assert time.monotonic() - started < 10
     assert "deadline" in err and "1.5" in err
+    assert "/core/events?" in err and "offset=10" in err, err  # the page that never came
 
 
 def test_the_response_size_option_reaches_the_client(
