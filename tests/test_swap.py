@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 from pathlib import Path
 
 import pytest
@@ -231,81 +230,3 @@ def test_a_failed_fsync_on_a_background_thread_leaves_the_old_tree(
         atomicdir.replace_tree(target, NEW, marker=MARKER, write=_write)
     assert _tree(target) == OLD
     assert _siblings(target) == []
-
-
-def test_a_failed_write_stops_the_render_and_leaves_the_old_tree(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    target = tmp_path / "snap"
-    atomicdir.replace_tree(target, OLD, marker=MARKER, write=_write)
-    ended = threading.Event()
-    rendered: list[str] = []
-
-    class Watched(atomicdir._Budget):
-        def release(self, size: int) -> None:
-            super().release(size)
-            if size == 3:  # f0's thread has recorded its failure and let go of its bytes
-                ended.set()
-
-    def write(path: Path, data: bytes) -> None:
-        if path.name == "f0.yaml":
-            raise OSError(28, "No space left on device")
-        path.write_bytes(data)
-
-    def files(emit: atomicdir.Emit) -> None:
-        emit(MARKER, b"format: 1\nnew\n")
-        for index in range(1000):
-            if index == 1:
-                assert ended.wait(10)
-            rendered.append(f"f{index}.yaml")
-            emit(f"f{index}.yaml", b"f0\n" if index == 0 else b"x\n")
-
-    monkeypatch.setattr(atomicdir, "_Budget", Watched)
-    with pytest.raises(SnapshotError, match="cannot write: No space left on device"):
-        atomicdir.replace_tree(target, files, marker=MARKER, write=write)
-    # raised at the next file, not after the whole render
-    assert rendered == ["f0.yaml", "f1.yaml"]
-    assert _tree(target) == OLD
-    assert _siblings(target) == []
-
-
-def test_the_bytes_waiting_for_the_writing_threads_are_bounded(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The render waits when WRITE_BUDGET bytes are queued; the writers are held until it
-    does, so without the bound every file would be queued at once."""
-    gate = threading.Event()
-    most: list[int] = []
-    bound: list[bool] = []
-
-    class Watched(atomicdir._Budget):
-        def take(self, size: int) -> None:
-            if not self.fits(size):
-                bound.append(True)
-                gate.set()  # the writers may go on: the render waits for them now
-            super().take(size)
-            most.append(self.held)
-
-    def write(path: Path, data: bytes) -> None:
-        assert gate.wait(10)
-        path.write_bytes(data)
-
-    files = {MARKER: b"format: 1\n", **{f"d/f{i}.yaml": b"four" for i in range(20)}}
-    monkeypatch.setattr(atomicdir, "WRITE_BUDGET", 10)
-    monkeypatch.setattr(atomicdir, "_Budget", Watched)
-    monkeypatch.setattr(atomicdir, "_fsync_file", lambda path: None)
-    atomicdir.replace_tree(tmp_path / "snap", files, marker=MARKER,
-                           write=lambda path, data: write(path, data) if path.name != MARKER
-                           else path.write_bytes(data))
-    assert bound and max(most) <= 10, most
-    assert _tree(tmp_path / "snap") == files
-
-
-def test_a_file_bigger_than_the_budget_is_written_alone() -> None:
-    budget = atomicdir._Budget(10)
-    assert budget.fits(100)  # nothing held: one file of any size
-    budget.take(100)
-    assert not budget.fits(1)
-    budget.release(100)
-    budget.take(6)
-    assert budget.fits(4) and not budget.fits(5)

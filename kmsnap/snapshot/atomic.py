@@ -58,10 +58,7 @@ __all__ = ["recover_tree", "replace_tree", "write_file_atomic"]
 # there and kill it. None in normal use.
 pause: Callable[[str], None] | None = None
 
-FSYNC_THREADS = 4  # files written and fsynced at once while the next ones are rendered
-# Bytes of rendered files waiting for those threads: a bound on what a save holds beyond the
-# file being rendered (a 1,000,000-entity snapshot has files of a few MB).
-WRITE_BUDGET = 16 * 1024 * 1024
+FSYNC_THREADS = 4  # files fsynced at once while the next ones are written
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -134,49 +131,30 @@ def _write_tree(
     """Every file written and fsynced, the marker first: a half-written tree is provable.
     Returns the relpaths written.
 
-    The marker is written and fsynced at once. Every other file is written and fsynced on
-    ``FSYNC_THREADS`` threads while the next ones are rendered (opening, writing and an
-    fsync wait on the filesystem, not the GIL; a journaling filesystem commits concurrent
-    ones together), no more than ``WRITE_BUDGET`` bytes of them held at once. When every
-    file has ended, each directory is fsynced (after its last entry was made); all of them
-    end, the first failure raised, before anything is swapped. A failure stops the render
-    at the next file."""
+    The marker is fsynced at once; the other files' fsyncs run on ``FSYNC_THREADS`` threads
+    while the next files are rendered and written (an fsync waits on the disk, not the GIL;
+    a journaling filesystem commits concurrent ones together); then the directories', and
+    all of them end, the first failure raised, before anything is swapped."""
     made: set[str] = set()
     written: set[str] = set()
-    budget = _Budget(WRITE_BUDGET)  # looked up at call time, so a test can make it small
-    failures: list[BaseException] = []
-
-    def store(path: Path, data: bytes) -> None:
-        try:
-            if not failures:
-                write(path, data)
-                _fsync_file(path)
-        except BaseException as error:
-            failures.append(error)
-            raise
-        finally:
-            budget.release(len(data))
-
-    with ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="kmsnap-write") as pool:
-        pending: list[Future[None]] = []
+    with ThreadPoolExecutor(FSYNC_THREADS, thread_name_prefix="kmsnap-fsync") as pool:
+        syncing: list[Future[None]] = []
 
         def emit(rel: str, data: bytes) -> None:
             if not written and rel != marker and not isinstance(files, Mapping):
                 raise ValueError(f"the first file written must be {marker}, not {rel}")
-            if failures:
-                raise failures[0]
             rel_dir = rel.rpartition("/")[0]
             if rel_dir and rel_dir not in made:
                 (tmp / rel_dir).mkdir(parents=True, exist_ok=True)
                 made.add(rel_dir)
+            write(tmp / rel, data)
             if rel == marker:
-                write(tmp / rel, data)
                 _fsync_file(tmp / rel)
-                _step("marker")
             else:
-                budget.take(len(data))
-                pending.append(pool.submit(store, tmp / rel, data))
+                syncing.append(pool.submit(_fsync_file, tmp / rel))
             written.add(rel)
+            if rel == marker:
+                _step("marker")
 
         try:
             if isinstance(files, Mapping):
@@ -184,37 +162,12 @@ def _write_tree(
                     emit(rel, files[rel])
             else:
                 files(emit)
-            wait(pending)  # every entry made before its directory is fsynced
-            if not failures:
-                pending += [pool.submit(_fsync_dir, tmp / rel_dir) for rel_dir in made]
+            syncing += [pool.submit(_fsync_dir, tmp / rel_dir) for rel_dir in made]
         finally:
-            wait(pending)  # none left running on a tree about to be removed
-        for future in pending:
+            wait(syncing)  # none left running on a tree about to be removed
+        for future in syncing:
             future.result()
     return written
-
-
-class _Budget:
-    """Bytes handed to the writing threads and not yet on disk, at most ``limit`` (one file
-    of any size at a time when it is bigger): the render stays one file ahead, not a tree."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit, self.held = limit, 0
-        self.changed = threading.Condition()
-
-    def fits(self, size: int) -> bool:
-        return self.held == 0 or self.held + size <= self.limit
-
-    def take(self, size: int) -> None:
-        """Hold ``size`` more bytes, once they fit."""
-        with self.changed:
-            self.changed.wait_for(lambda: self.fits(size))
-            self.held += size
-
-    def release(self, size: int) -> None:
-        with self.changed:
-            self.held -= size
-            self.changed.notify_all()
 
 
 def write_file_atomic(path: Path, data: bytes, *, mode: int | None = None) -> None:
