@@ -45,9 +45,10 @@ def _check(text: str) -> None:
 
 # --- disagreements found ----------------------------------------------------------------
 
-# A surrogate pair escape is two characters to PyYAML and one to JSON. ``_first_shape`` checks
+# A surrogate pair escape is two characters to PyYAML and one to JSON. ``_first_shape`` checked
 # the whole text for one, but ``_shaped_sequence`` called it (through ``_flat_shape``) on one
-# entity only, so an escape in another entity the same template matched was read by JSON.
+# entity only, so an escape in another entity the same template matched was read by JSON. The
+# entry points now search the whole file once, before any template path.
 _SURROGATE_PAIRS = [
     '- a: 1\n- a: "\\ud83d\\ude00"\n- b: 1\n',
     '- a: 1\n- a: "\\uD83D\\uDE00"\n- b: 1\n',

@@ -133,8 +133,10 @@ def _flow_values_canonical(text: str) -> bool:
 # the flat JSON list of the values, read by one C decode; anything else goes to ``_to_json``.
 _FIRST_KEYS = re.compile(rf"(?:^- |\n  )({_KEY}): ")
 # Escapes the template paths leave to the others: ``\/`` and surrogates (JSON pairs them into
-# one character, PyYAML keeps two). One search, not ``"\\/" in text`` and another: a search of
-# a string holding an emoji reads four bytes a character, and finding nothing reads them all.
+# one character, PyYAML keeps two). Searched once in the whole file by the entry points
+# (``_fast_load``, ``sequence_ids``) before any template path, which looks at parts of it: a
+# search of a string holding an emoji reads four bytes a character, and finding nothing reads
+# them all.
 _REFUSED_ESCAPE = re.compile(r"\\(?:/|u[dD][89a-fA-F])")
 # A line's rest: no tab or CR (JSON whitespace, not always YAML's), nothing of ``_EXTRA``.
 _REST = "([^\n\t\r\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]*)\n"
@@ -170,8 +172,7 @@ def _first_shape(text: str) -> tuple[tuple[str, ...], list[str]] | None:
     first = text if end < 0 else text[: end + 1]
     heads = tuple(_FIRST_KEYS.findall(first))
     size = len(heads)
-    if (not size or size > MAX_FAST_KEYS or first.count("\n") != size
-            or _REFUSED_ESCAPE.search(text) is not None):
+    if not size or size > MAX_FAST_KEYS or first.count("\n") != size:
         return None
     keys = []
     for head in heads:
@@ -187,7 +188,7 @@ def _first_shape(text: str) -> tuple[tuple[str, ...], list[str]] | None:
 
 def _uniform_values(text: str) -> tuple[list[str], list[Any]] | None:
     """The keys and the flat list of values of a sequence whose entities all share one key
-    order, or None.
+    order, or None. The caller has refused a text holding an escape of ``_REFUSED_ESCAPE``.
 
     Sound without a regex over each value: the template matches whole lines from a line
     start, so when its matches hold every line, every line is ``(- |  )KEY: REST`` with the
@@ -264,10 +265,12 @@ def _shaped_sequence(text: str, depth: int) -> list[Any] | None:
     values (all scalars) proves each matched line one scalar. The other entities,
     each matched whole, are joined and read by ``fast_load`` itself (its next template for
     the next key order, up to ``_MAX_SHAPES``, then the general path), and must give one
-    record each. The records come back in the file's order.
+    record each. The records come back in the file's order. As for ``_uniform_values``, the
+    caller has refused a text holding an escape of ``_REFUSED_ESCAPE`` (the other entities,
+    read through ``_fast_load``, are searched again: a part of the text, not all of it).
     """
-    if depth >= _MAX_SHAPES or _REFUSED_ESCAPE.search(text) is not None:
-        return None  # (checked on the whole text: ``_flat_shape`` looks at one entity)
+    if depth >= _MAX_SHAPES:
+        return None
     found = _flat_shape(text)
     if found is None:
         return None
@@ -315,14 +318,16 @@ def sequence_ids(text: str) -> list[Any] | None:
     ``fast_load`` would not read the text: checked as it checks, the entities not built."""
     if not text.startswith("- ") or not text.endswith("\n"):
         return None
-    found = _uniform_values(text)
-    if found is not None:
-        keys, flat = found
-        if "id" not in keys:
-            return [None] * (len(flat) // len(keys))
-        return flat[keys.index("id")::len(keys)]
-    # not ``fast_load``: the one key order was tried above
-    records: list[Any] | dict[str, Any] | None = _shaped_sequence(text, 0)
+    records: list[Any] | dict[str, Any] | None = None
+    if _REFUSED_ESCAPE.search(text) is None:  # as ``_fast_load`` checks, once for the file
+        found = _uniform_values(text)
+        if found is not None:
+            keys, flat = found
+            if "id" not in keys:
+                return [None] * (len(flat) // len(keys))
+            return flat[keys.index("id")::len(keys)]
+        # not ``fast_load``: the one key order was tried above
+        records = _shaped_sequence(text, 0)
     if records is None:
         records = _general_load(text)
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
@@ -354,7 +359,7 @@ def _fast_load(text: str, depth: int) -> list[Any] | dict[str, Any] | None:
         return []
     if text == "{}\n":
         return {}
-    if text.startswith("- "):
+    if text.startswith("- ") and _REFUSED_ESCAPE.search(text) is None:
         records = _uniform_sequence(text)
         if records is None:
             records = _shaped_sequence(text, depth)
