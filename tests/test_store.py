@@ -18,6 +18,7 @@ from kmsnap.model import Snapshot
 from kmsnap.snapshot import atomic as atomicdir
 from kmsnap.snapshot import layout as storelayout
 from kmsnap.snapshot import store
+from kmsnap.snapshot.parse import read_bounded
 from kmsnap.snapshot.store import (
     DirectorySource,
     load_pair,
@@ -300,6 +301,27 @@ def test_an_oversized_file_is_refused_before_parsing(
     with pytest.raises(SnapshotError, match="larger than") as info:
         load_snapshot(root)
     assert info.value.path == f"{root}/{EVENTS}"
+
+
+@pytest.mark.parametrize(
+    ("actual", "expected", "read"),
+    [
+        (30, 30, 30),  # as fstat said: one read of its own size
+        (30, 10, 30),  # grew after fstat: read on to the end
+        (100, 10, 51),  # grew past the bound: one byte more than the bound, for the refusal
+        (100, 100, 51),  # said too big: still never more than the bound and one byte
+        (5, 30, 5),  # shrank after fstat
+        (0, 0, 0),
+    ],
+)
+def test_a_file_is_read_to_its_size_and_never_past_the_bound(
+    tmp_path: Path, actual: int, expected: int, read: int
+) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(bytes(range(actual)))
+    with path.open("rb") as handle:
+        data = read_bounded(handle, expected, 50)
+    assert data == bytes(range(actual))[:read]
 
 
 def test_not_a_snapshot_unknown_format_symlinks_and_stray_files(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 from kmsnap.errors import GitError, KmsnapError, SnapshotError, UsageError
 from kmsnap.git.source import git_output, repo_root
 from kmsnap.model import Record, Snapshot, entity_name, kind_for_rel, name_field
-from kmsnap.snapshot.parse import MAX_FILE_BYTES, parse_file
+from kmsnap.snapshot.parse import MAX_FILE_BYTES, parse_file, read_bounded
 
 __all__ = [
     "DRIVER",
@@ -270,9 +270,10 @@ def _read(path: str) -> bytes | None:
     # Bounded, and never blocking: a FIFO or device named like a snapshot file is refused.
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise SnapshotError("not a regular file", path=path)
-        return fh.read(MAX_FILE_BYTES + 1)  # more is refused by the parser
+        return read_bounded(fh, info.st_size, MAX_FILE_BYTES)  # more is refused by the parser
 
 
 def main(argv: Sequence[str] | None = None, out: Any = None) -> int:

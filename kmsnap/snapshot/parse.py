@@ -8,11 +8,11 @@ not in the canonical form goes through the strict loader (``kmsnap.snapshot.stri
 
 from __future__ import annotations
 
-from typing import Any
+from typing import IO, Any
 
 from kmsnap.errors import SnapshotError
 
-__all__ = ["MAX_FILE_BYTES", "check_size", "parse_file"]
+__all__ = ["MAX_FILE_BYTES", "check_size", "parse_file", "read_bounded"]
 
 # One snapshot file may be at most this big (a catalog's biggest file is a few MiB).
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -23,6 +23,17 @@ def check_size(name: str, size: int, max_bytes: int = MAX_FILE_BYTES) -> None:
     if size > max_bytes:
         raise SnapshotError(f"file larger than {max_bytes} bytes ({size} bytes; refused "
                             "before reading it)", path=name)
+
+
+def read_bounded(handle: IO[bytes], expected: int, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """At most ``max_bytes + 1`` bytes of an open file whose size was ``expected`` (its
+    ``fstat``): one more than that is asked for first, so a file as big as it said is read in
+    one buffer of its own size, not one of ``max_bytes`` (a 64 MiB allocation per file was a
+    tenth of a diff's time); a file that grew since is read on up to the bound."""
+    data = handle.read(min(max(expected, 0), max_bytes) + 1)
+    if len(data) > expected and len(data) <= max_bytes:
+        data += handle.read(max_bytes + 1 - len(data))
+    return data
 
 
 def parse_file(data: bytes, name: str, *, max_bytes: int = MAX_FILE_BYTES) -> Any:

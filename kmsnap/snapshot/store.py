@@ -149,7 +149,7 @@ def _read_regular(path: Path, rel: str) -> bytes:
                                 "(only regular files are read)", path=rel)
         _check_size(rel, info.st_size)
         try:
-            data = handle.read(MAX_FILE_BYTES + 1)
+            data = parse.read_bounded(handle, info.st_size, MAX_FILE_BYTES)
         except OSError as error:
             raise SnapshotError(f"cannot read: {error.strerror}", path=rel) from None
     _check_size(rel, len(data))
