@@ -286,6 +286,51 @@ def test_mutated_files_of_several_key_orders_are_deferred_or_read_alike(text: st
     _check(text)
 
 
+# --- the ids-only templates ---------------------------------------------------------------
+
+
+@st.composite
+def _one_order_texts(draw: st.DrawFn) -> str:
+    """Entities of one key order with an ``id``, each line's rest drawn from every rest above
+    (most of them good ones): what ``sequence_ids`` reads by its ids-only templates."""
+    keys = ["id", *draw(st.lists(st.sampled_from(["a", "b", '"c"', "d"]), max_size=3,
+                                 unique=True))]
+    keys.insert(draw(st.integers(0, len(keys) - 1)), keys.pop(0))
+    hostile = st.sampled_from(_JSON_RESTS + _RESTS)
+    rests = st.one_of(st.sampled_from(_GOOD_RESTS[:7]), hostile) if draw(st.booleans()) else (
+        st.sampled_from(_GOOD_RESTS[:7]))
+    lines = [("- " if i == 0 else "  ") + f"{key}: {draw(rests)}\n"
+             for _ in range(draw(st.integers(1, 6))) for i, key in enumerate(keys)]
+    return "".join(lines)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_one_order_texts())
+def test_one_key_order_files_are_deferred_or_their_ids_read_alike(text: str) -> None:
+    _check(text)
+    ids = fastread._uniform_ids(text)
+    if ids is not None:  # read by the ids-only template: fast_load reads it with those ids
+        value = fastread.fast_load(text)
+        assert isinstance(value, list), text
+        assert typed(ids) == typed([record["id"] for record in value]), text
+
+
+@pytest.mark.parametrize("rest", ["1.5", "-0", "1 ", '"x" ', " 1", "[1]", '{"a": 1}', '"\\/"'])
+def test_a_value_outside_the_ids_only_forms_takes_the_reading_path(rest: str) -> None:
+    text = f'- id: "a"\n  n: 1\n- id: 7\n  n: {rest}\n'
+    assert fastread._uniform_ids(text) is None
+    _check(text)  # sequence_ids still defers exactly when fast_load does
+
+
+def test_the_ids_only_template_reads_the_writer_s_scalars() -> None:
+    records = [{"id": f"e{i}", "name": name, "n": n, "ok": ok, "x": None}
+               for i, (name, n, ok) in enumerate([("a\tb", -3, True), ("é \"q\" 😀", 0, False),
+                                                  ("\\", 10**30, True), ("- #", 7, False)])]
+    text = canonical.dump_collection(records)
+    assert fastread._uniform_ids(text) == ["e0", "e1", "e2", "e3"]
+    assert fastread.sequence_ids(text) == ["e0", "e1", "e2", "e3"]
+
+
 # --- time ---------------------------------------------------------------------------------
 
 def _hostile_megabyte_files() -> list[str]:

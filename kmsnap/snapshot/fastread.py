@@ -220,6 +220,46 @@ def _uniform_values(text: str) -> tuple[list[str], list[Any]] | None:
     return keys, flat
 
 
+# The ids alone (``sequence_ids``: the common text of a diff's pair, a previous snapshot's ids):
+# a template whose every value must be one whole scalar of the forms below, so the matches
+# prove each line and only the ``id`` values are strings of their own and decoded. Each form
+# reads in JSON as in YAML and is one that ``_uniform_values`` reads alike (a subset of what it
+# takes: no float, no ``-0``, nothing after the value), so a text these templates hold is one
+# ``fast_load`` reads with the same ids; any other text takes ``_uniform_values``.
+_ID_SCALAR = '(?:"' + _STR + '"|null|true|false|0|-?[1-9][0-9]*)'
+_ID_TEMPLATES: dict[tuple[str, ...], re.Pattern[str]] = {}
+
+
+def _id_template(heads: tuple[str, ...], keys: list[str]) -> re.Pattern[str]:
+    """One whole entity with exactly these keys in this order, each value one scalar of
+    ``_ID_SCALAR``, the ``id`` value its one group."""
+    pattern = _ID_TEMPLATES.get(heads)
+    if pattern is None:
+        pattern = re.compile("^- " + "  ".join(
+            re.escape(head) + ": " + (f"({_ID_SCALAR})" if key == "id" else _ID_SCALAR) + "\n"
+            for head, key in zip(heads, keys, strict=True)
+        ), re.M)
+        if len(_ID_TEMPLATES) < 256:
+            _ID_TEMPLATES[heads] = pattern
+    return pattern
+
+
+def _uniform_ids(text: str) -> list[Any] | None:
+    """The ids of a sequence whose entities share one key order with an ``id`` and hold only
+    scalars of ``_ID_SCALAR``, or None. The caller has refused ``_REFUSED_ESCAPE``."""
+    found = _first_shape(text)
+    lines = text.count("\n")
+    if found is None or lines % len(found[0]) or "id" not in found[1]:
+        return None
+    ids = _id_template(*found).findall(text)
+    if len(ids) * len(found[0]) != lines:
+        return None
+    try:
+        return _loads("[" + ",".join(ids) + "]")  # type: ignore[no-any-return]
+    except (ValueError, _NotCanonical, RecursionError):  # cannot be: each is a whole scalar
+        return None
+
+
 # A file whose entities have a few key orders (most events without ``tags``, a few with):
 # each run of the first entity's order read by its template, the others by another pass.
 _MAX_SHAPES = 4  # templates tried on one file, each on what the one before left
@@ -320,6 +360,9 @@ def sequence_ids(text: str) -> list[Any] | None:
         return None
     records: list[Any] | dict[str, Any] | None = None
     if _REFUSED_ESCAPE.search(text) is None:  # as ``_fast_load`` checks, once for the file
+        ids = _uniform_ids(text)
+        if ids is not None:
+            return ids
         found = _uniform_values(text)
         if found is not None:
             keys, flat = found
