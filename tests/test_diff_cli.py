@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -252,3 +253,33 @@ def test_reports_say_which_fields_kmsnap_yaml_ignores_and_why(
     assert list(json.loads(out_err(capsys)[0])) == [
         "schema_version", "old", "new", "summary", "changes"
     ]
+
+
+def test_a_plain_diff_starts_without_typer_yaml_or_the_lint_sections(
+    pair: tuple[Path, Path],
+) -> None:
+    # The start-up a small diff pays: its fast path imports none of these (kmsnap.cli._fast).
+    code = (
+        "import sys\nfrom kmsnap.cli import run\n"
+        "rc = run(['diff', '--exit-code', sys.argv[1], sys.argv[2]])\n"
+        "heavy = ('typer', 'yaml', 'kmsnap.lint.accept', 'kmsnap.lint.governance',"
+        " 'kmsnap.snapshot.atomic', 'kmsnap.snapshot.strict', 'kmsnap.cli.diff')\n"
+        "print(rc, [m for m in heavy if m in sys.modules], file=sys.stderr)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(pair[0]), str(pair[1])],
+                          capture_output=True, text=True, cwd=pair[0].parent, check=True)
+    assert proc.stderr.strip().splitlines()[-1] == "2 []"
+    assert "Catalog:" in proc.stdout
+
+
+def test_the_fast_path_and_typer_give_the_same_report_and_status(
+    pair: tuple[Path, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(pair[0].parent)
+    # --max-chars at its default sends the same diff through typer's parsing
+    fast = run(["diff", "--exit-code", "--format", "markdown", "old", "new"]), out_err(capsys)
+    typed = run(["diff", "--exit-code", "--format", "markdown", "--max-chars", "65536", "old",
+                 "new"]), out_err(capsys)
+    assert fast == typed
+    assert fast[0] == 2
+    assert fast[1][0].startswith("## kmsnap: catalog changes\n"), fast[1][0][:200]

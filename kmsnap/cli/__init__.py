@@ -11,13 +11,13 @@ from __future__ import annotations
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
-import typer
-from typer import _click as click
-
-from kmsnap.cli.app import LazyTyper, app
 from kmsnap.cli.environment import Environment, current, using
 from kmsnap.errors import ExitStatus, KmsnapError
+
+if TYPE_CHECKING:
+    from typer import _click as click
 
 __all__ = ["Environment", "app", "main", "run"]
 
@@ -26,7 +26,21 @@ def _load_commands() -> None:
     from kmsnap.cli import commands  # noqa: F401  (each module registers its commands)
 
 
-LazyTyper.load_commands = _load_commands  # when typer first reads the commands, not before
+def _app() -> Any:
+    """The typer application, imported on first use: ``kmsnap diff OLD NEW`` and ``kmsnap
+    --version`` run without typer (``_fast``)."""
+    from kmsnap.cli.typerapp import LazyTyper, app
+
+    if "kmsnap.cli.commands" not in sys.modules:  # when typer first reads them, not before
+        LazyTyper.load_commands = _load_commands
+    return app
+
+
+def __getattr__(name: str) -> Any:  # ``from kmsnap.cli import app``
+    if name == "app":
+        return _app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 INTERRUPTED = 130  # typer's exit status for Ctrl-C; kmsnap says so and exits 1 (DESIGN)
 
@@ -56,6 +70,8 @@ def _global_first(args: list[str]) -> list[str]:
 
 def _usage_line(exc: click.exceptions.UsageError) -> str:
     """A usage error in kmsnap's one-line style: what is wrong, a suggestion, where help is."""
+    from typer import _click as click
+
     ctx = exc.ctx
     where = ctx.command_path if ctx is not None else "kmsnap"
     if isinstance(exc, click.exceptions.NoSuchOption):
@@ -75,10 +91,11 @@ _FAST_FLAGS = {"--exit-code": "exit_code", "--with-stats": "with_stats"}
 _FAST_FORMATS = ("text", "markdown", "json", "github")
 
 
-def _fast_diff(args: list[str]) -> Callable[[], object] | None:
+def _fast(args: list[str]) -> Callable[[], object] | None:
     """``kmsnap diff OLD NEW`` (with --format, --exit-code, --with-stats at most) as a call of
-    the command's function, without typer's parsing, which imports pydantic and every other
-    command (half of a small diff's time); any other command line goes through typer."""
+    ``run_diff``, and ``kmsnap --version``, without typer, which imports its own click, every
+    command and what they import (half of a small diff's time); any other command line goes
+    through typer."""
     if args == ["--version"]:
         from kmsnap import __version__
 
@@ -101,49 +118,61 @@ def _fast_diff(args: list[str]) -> Callable[[], object] | None:
             positional.append(arg)
     if len(positional) != 2 or options.get("fmt", "text") not in _FAST_FORMATS:
         return None
-    from kmsnap.cli.diff import diff
+    from kmsnap.cli.diffrun import run_diff
 
-    return lambda: diff(positional[0], positional[1], **options)  # type: ignore[arg-type]
+    return lambda: run_diff(positional[0], positional[1], **options)  # type: ignore[arg-type]
 
 
 def _run(args: list[str], env: Environment) -> int:
     args = _global_first(args)
     debug = "--debug" in args
     try:
-        fast = _fast_diff(args)
-        result = fast() if fast is not None else app(
+        fast = _fast(args)
+        result = fast() if fast is not None else _app()(
             args=args, prog_name="kmsnap", standalone_mode=False
         )
     except KmsnapError as exc:
         if debug:
             traceback.print_exc(file=env.stderr)
         return _fail(str(exc))
-    except typer.Exit as exc:
+    except KeyboardInterrupt:
+        return _fail("interrupted")
+    except Exception as exc:
+        return _failure(exc, env, debug)
+    if result == INTERRUPTED:
+        # typer turns Ctrl-C into Exit(130), which standalone_mode=False hands back as the
+        # result: the except clauses above never see the KeyboardInterrupt.
+        return _fail("interrupted")
+    return int(result) if isinstance(result, int) else int(ExitStatus.OK)
+
+
+def _failure(exc: Exception, env: Environment, debug: bool) -> int:
+    """The exit status of anything but a ``KmsnapError``: typer's and click's exits and usage
+    errors (only when typer ran: the fast path raises none of them), else a bug."""
+    import typer
+    from typer import _click as click
+
+    if isinstance(exc, typer.Exit):
         if exc.exit_code == INTERRUPTED:
             return _fail("interrupted")
         return int(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
+    if isinstance(exc, typer.Abort):
         return _fail("interrupted")
-    except click.exceptions.UsageError as exc:
+    if isinstance(exc, click.exceptions.UsageError):
         # One line, exit 1 (2 means "changes" here), with click's suggestion when it has one.
         return _fail(_usage_line(exc))
-    except typer.TyperException as exc:
+    if isinstance(exc, typer.TyperException):
         # Usage errors: typer's own message, but exit 1 (2 means "changes" here).
         show = getattr(exc, "show", None)
         if callable(show):
             show(file=env.stderr)
             return int(ExitStatus.ERROR)
         return _fail(str(exc))
-    except Exception as exc:  # a bug: still one line unless --debug
-        if debug:
-            traceback.print_exc(file=env.stderr)
-            return int(ExitStatus.ERROR)
-        return _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
-    if result == INTERRUPTED:
-        # typer turns Ctrl-C into Exit(130), which standalone_mode=False hands back as the
-        # result: the except clauses above never see the KeyboardInterrupt.
-        return _fail("interrupted")
-    return int(result) if isinstance(result, int) else int(ExitStatus.OK)
+    # a bug: still one line unless --debug
+    if debug:
+        traceback.print_exception(exc, file=env.stderr)
+        return int(ExitStatus.ERROR)
+    return _fail(f"internal error: {type(exc).__name__}: {exc} (run with --debug for details)")
 
 
 def main() -> None:

@@ -7,8 +7,8 @@ from typing import Annotated, Any
 import typer
 
 from kmsnap.cli._common import emit, warn
-from kmsnap.cli.app import app
 from kmsnap.cli.export import KindsOption, SnapshotArgument, load_selected
+from kmsnap.cli.typerapp import app
 from kmsnap.errors import ExitStatus, UsageError
 
 

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kmsnap.cli.app import app
 from kmsnap.cli.environment import current
+from kmsnap.cli.typerapp import app
 
 if TYPE_CHECKING:
     from kmsnap.demo.scenario import DemoStep

@@ -4,15 +4,22 @@ catalog, and print the change set in the chosen format."""
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
-from kmsnap.cli._common import emit, info, stdout_color, warn
-from kmsnap.cli.app import app
+from kmsnap.cli._common import emit, info
+from kmsnap.cli.diffrun import (
+    check_format,
+    check_kinds,
+    check_max_chars,
+    kind_option,
+    output,
+    rules_of,
+    run_diff,
+)
 from kmsnap.cli.environment import current
 from kmsnap.cli.pull import (
     AllowShrinkOption,
@@ -33,84 +40,11 @@ from kmsnap.cli.pull import (
     given_dir,
     snapshot_location,
 )
-from kmsnap.diff.engine import ChangeSet, normalize_kinds, severity_at_least
+from kmsnap.cli.typerapp import app
+from kmsnap.diff.engine import severity_at_least
 from kmsnap.errors import ExitStatus, UsageError
 from kmsnap.lint.accept import accept_changes
-from kmsnap.lint.governance import review_section
 from kmsnap.lint.hidden import soften_hidden_removals
-from kmsnap.render.changes import FORMATS, render, render_markdown
-from kmsnap.render.markdown import GITHUB_COMMENT_LIMIT
-
-if TYPE_CHECKING:
-    from kmsnap.compare import Rules
-    from kmsnap.config import Config
-
-STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
-
-
-def _check_format(fmt: str) -> str:
-    if fmt not in FORMATS:
-        raise UsageError(f"--format: unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
-    return fmt
-
-
-def _check_kinds(kinds: Sequence[str] | None) -> set[str] | None:
-    """The singular kinds asked for; unknown names are checked against the snapshots later."""
-    if not kinds:
-        return None
-    return normalize_kinds(k.strip() for k in kinds)
-
-
-MIN_MAX_CHARS = 1000
-
-
-def _check_max_chars(max_chars: int | None, fmt: str) -> int:
-    """The markdown size limit: ``--max-chars``, else GitHub's comment limit."""
-    if max_chars is None:
-        return GITHUB_COMMENT_LIMIT
-    if fmt not in ("markdown", "github"):
-        raise UsageError(
-            f"--max-chars: applies to the markdown format (and github's step summary), "
-            f"not to {fmt}"
-        )
-    if max_chars < MIN_MAX_CHARS:
-        raise UsageError(f"--max-chars: {max_chars} is too small; use at least {MIN_MAX_CHARS}")
-    return max_chars
-
-
-def _output(
-    cs: ChangeSet, fmt: str, *, max_chars: int = GITHUB_COMMENT_LIMIT, see_all: str | None = None
-) -> None:
-    if fmt == "markdown":
-        emit(render_markdown(cs, limit=max_chars, see_all=see_all))
-    else:
-        emit(render(cs, fmt, color=fmt == "text" and stdout_color()))
-    env = current()
-    summary = env.get(STEP_SUMMARY_ENV)
-    if fmt == "github" and summary:
-        try:
-            with open(env.path(summary), "a", encoding="utf-8") as handle:
-                handle.write(render_markdown(cs, limit=max_chars, see_all=see_all) + "\n")
-        except OSError as exc:
-            warn(f"cannot append the report to ${STEP_SUMMARY_ENV} ({summary}): {exc.strerror}")
-
-
-def _rules(config: Config) -> Rules:
-    from kmsnap.compare import Rules
-
-    return Rules.from_config(config)
-
-
-@contextmanager
-def _kind_option() -> Iterator[None]:
-    """An unknown ``--kind`` is a usage error that names the option."""
-    from kmsnap.compare import UnknownKindError
-
-    try:
-        yield
-    except UnknownKindError as exc:
-        raise UsageError(f"--kind: {exc}") from None
-
 
 FormatOption = Annotated[
     str,
@@ -179,32 +113,10 @@ def diff(
         kmsnap diff HEAD~1:snapshots snapshots
         kmsnap diff origin/main:snapshots snapshots --format markdown > comment.md
     """
-    from kmsnap.compare import compare_sources
-    from kmsnap.config import load_config
-    from kmsnap.git.source import open_source
-
-    env = current()
-    fmt = _check_format(fmt)
-    limit = _check_max_chars(max_chars, fmt)
-    kinds = _check_kinds(kind)
-    config_path = env.path(Path(config_file)) if config_file is not None else None
-    config = load_config(cwd=env.cwd, path=config_path)
-    rules = _rules(config)
-    with _kind_option():
-        cs = compare_sources(
-            open_source(old, cwd=env.cwd),
-            open_source(new, cwd=env.cwd),
-            rules=rules,
-            kinds=kinds,
-            with_stats=with_stats,
-        )
-    cs = soften_hidden_removals(cs, config.hide_before_remove_days, new, cwd=env.cwd)
-    governance = review_section(old, new, config, fmt, cwd=env.cwd, limit=limit)  # lint: findings
-    accepted = accept_changes(cs, config.accept, fmt, limit)  # kmsnap.yaml accept: its own section
-    _output(accepted.shown, fmt, max_chars=limit - len(accepted.section) - len(governance))
-    emit(accepted.section + governance)
-    if exit_code and cs.changes:
-        raise typer.Exit(int(ExitStatus.CHANGES))
+    status = run_diff(old, new, fmt=fmt, kind=kind, with_stats=with_stats, exit_code=exit_code,
+                      max_chars=max_chars, config_file=config_file)
+    if status:
+        raise typer.Exit(status)
 
 
 @app.command()
@@ -261,9 +173,9 @@ def check(
     from kmsnap.snapshot.store import DirectorySource, read_source
 
     env = current()
-    fmt = _check_format(fmt)
-    limit = _check_max_chars(max_chars, fmt)
-    kinds = _check_kinds(kind)
+    fmt = check_format(fmt)
+    limit = check_max_chars(max_chars, fmt)
+    kinds = check_kinds(kind)
     config = load_config(cwd=env.cwd)
     settings = resolve_settings(config, {"fail_on": fail_on}, environ=env.environ)
     # Like pull's, the flag takes any path (relative to the current directory); the config
@@ -309,11 +221,11 @@ def check(
     # In memory, as pull then diff would compare it: no temporary directory (kmsnap.compare).
     # Compared before the shrink guard: a Core snapshot against a v3 catalog is refused as
     # such (their ids cannot be matched), not as a catalog that lost everything.
-    with _kind_option():
+    with kind_option():
         cs = compare_live(
             stored,
             result.snapshot,
-            rules=_rules(config),
+            rules=rules_of(config),
             kinds=kinds,
             with_stats=with_stats,
         )
@@ -321,7 +233,7 @@ def check(
     see_all = f"kmsnap check --snapshot-dir {shlex.quote(shown)} --format text"
     cs = soften_hidden_removals(cs, config.hide_before_remove_days, str(where), cwd=env.cwd)
     accepted = accept_changes(cs, config.accept, fmt, limit)  # accepted changes do not fail check
-    _output(accepted.shown, fmt, max_chars=limit - len(accepted.section), see_all=see_all)
+    output(accepted.shown, fmt, max_chars=limit - len(accepted.section), see_all=see_all)
     emit(accepted.section)
     drift = [c for c in accepted.counted if severity_at_least(c, settings.fail_on)]
     if drift:

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from kmsnap.cli._common import info
-from kmsnap.cli.app import app
 from kmsnap.cli.environment import current
 from kmsnap.cli.export import KindsOption, SnapshotArgument, load_log, load_selected, write_output
+from kmsnap.cli.typerapp import app
 from kmsnap.errors import UsageError
 
 if TYPE_CHECKING:

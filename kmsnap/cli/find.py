@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 
-from kmsnap.cli.app import app
 from kmsnap.cli.environment import current
 from kmsnap.cli.export import load_selected, write_output
+from kmsnap.cli.typerapp import app
 from kmsnap.errors import UsageError
 
 FIND_FORMATS = ("table", "json", "csv")

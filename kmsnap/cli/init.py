@@ -11,8 +11,8 @@ from typing import Any
 import typer
 
 from kmsnap.cli._common import warn
-from kmsnap.cli.app import app
 from kmsnap.cli.environment import current
+from kmsnap.cli.typerapp import app
 from kmsnap.errors import UsageError
 
 

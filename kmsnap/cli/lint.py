@@ -9,15 +9,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from kmsnap.cli._common import emit
-from kmsnap.cli.app import app
-from kmsnap.cli.diff import (
-    FormatOption,
-    KindOption,
-    MaxCharsOption,
-    _check_format,
-    _check_max_chars,
-)
+from kmsnap.cli.diff import FormatOption, KindOption, MaxCharsOption
+from kmsnap.cli.diffrun import check_format, check_max_chars
 from kmsnap.cli.environment import current
+from kmsnap.cli.typerapp import app
 from kmsnap.errors import ExitStatus, UsageError
 
 if TYPE_CHECKING:
@@ -130,8 +125,8 @@ def lint(
     from kmsnap.lint.rules import FAIL_ON_LEVELS, LINTED_KINDS, level_at_least
 
     env = current()
-    fmt = _check_format(fmt)
-    limit = _check_max_chars(max_chars, fmt)
+    fmt = check_format(fmt)
+    limit = check_max_chars(max_chars, fmt)
     fail_on = check_fail_on(fail_on, FAIL_ON_LEVELS)
     kinds = check_lint_kinds(kind, LINTED_KINDS)
     today = check_date(as_of) or dt.date.today()

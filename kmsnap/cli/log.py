@@ -9,9 +9,9 @@ from typing import Annotated
 import typer
 
 from kmsnap.cli._common import emit, info, warn
-from kmsnap.cli.app import app
 from kmsnap.cli.environment import current
 from kmsnap.cli.pull import snapshot_location
+from kmsnap.cli.typerapp import app
 from kmsnap.errors import UsageError
 
 _FORMATS = ("text", "markdown", "json")

@@ -4,7 +4,6 @@ carry (``kmsnap.sources.probe``): statuses, keys, counts, field names and JSON t
 from __future__ import annotations
 
 from kmsnap.cli._common import emit
-from kmsnap.cli.app import app
 from kmsnap.cli.environment import current
 from kmsnap.cli.pull import (
     ApiOption,
@@ -15,6 +14,7 @@ from kmsnap.cli.pull import (
     TimeoutOption,
     TokenFileOption,
 )
+from kmsnap.cli.typerapp import app
 
 
 @app.command()

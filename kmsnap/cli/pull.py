@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from kmsnap.cli._common import info, read_token, stderr_is_terminal, warn
-from kmsnap.cli.app import app
 from kmsnap.cli.environment import current
+from kmsnap.cli.typerapp import app
 from kmsnap.model import KINDS, rel_for_kind
 
 # The HTTP stack, the config loader and rich's progress bars are imported where a command

@@ -12,8 +12,8 @@ from typing import Annotated
 import typer
 
 from kmsnap.cli._common import info
-from kmsnap.cli.app import app
 from kmsnap.cli.environment import current
+from kmsnap.cli.typerapp import app
 from kmsnap.errors import UsageError
 
 

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from kmsnap.cli._common import info
-from kmsnap.cli.app import app
 from kmsnap.cli.docs import _in_git
 from kmsnap.cli.export import SnapshotArgument, load_log, load_selected, write_output
+from kmsnap.cli.typerapp import app
 from kmsnap.errors import UsageError
 
 if TYPE_CHECKING:

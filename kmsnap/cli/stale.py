@@ -7,17 +7,12 @@ from typing import Annotated
 
 import typer
 
-from kmsnap.cli.app import app
-from kmsnap.cli.diff import (
-    FormatOption,
-    KindOption,
-    MaxCharsOption,
-    _check_format,
-    _check_max_chars,
-)
+from kmsnap.cli.diff import FormatOption, KindOption, MaxCharsOption
+from kmsnap.cli.diffrun import check_format, check_max_chars
 from kmsnap.cli.environment import current
 from kmsnap.cli.lint import SnapshotArgument, check_date, check_fail_on, check_lint_kinds, load
 from kmsnap.cli.lint import output as _output
+from kmsnap.cli.typerapp import app
 from kmsnap.errors import ExitStatus, UsageError
 
 
@@ -58,8 +53,8 @@ def stale(
     from kmsnap.lint.stale import STALE_KINDS, has_stats, judge, snapshot_date
 
     env = current()
-    fmt = _check_format(fmt)
-    limit = _check_max_chars(max_chars, fmt)
+    fmt = check_format(fmt)
+    limit = check_max_chars(max_chars, fmt)
     fail_on = check_fail_on(fail_on, FAIL_ON_LEVELS)
     kinds = check_lint_kinds(kind, STALE_KINDS)
     when = check_date(as_of)

@@ -10,8 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kmsnap.config.checker import CONFIG_NAME, Checker
 from kmsnap.config.model import Config, display_path
 from kmsnap.errors import ConfigError
@@ -93,6 +91,8 @@ def _is_pyproject_config(path: Path) -> bool:
 
 def _read_yaml(path: Path, text: str) -> tuple[Any, dict[tuple[str, ...], int]]:
     """Plain data plus the line of every key path, refusing tags, anchors and aliases."""
+    import yaml  # here: a command run where no config file is needs no YAML parser
+
     where = display_path(path)
     try:
         for event in yaml.parse(text, Loader=yaml.SafeLoader):

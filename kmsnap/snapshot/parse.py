@@ -41,8 +41,7 @@ def parse_file(data: bytes, name: str, *, max_bytes: int = MAX_FILE_BYTES) -> An
 
     Any problem is a SnapshotError naming ``name`` (and the line, where there is one).
     """
-    from kmsnap.snapshot import fastread
-    from kmsnap.snapshot import strict as yamlsafe  # late: the git driver starts once per file
+    from kmsnap.snapshot import fastread  # late: the git driver starts once per file
 
     check_size(name, len(data), max_bytes)
     try:
@@ -58,4 +57,6 @@ def parse_file(data: bytes, name: str, *, max_bytes: int = MAX_FILE_BYTES) -> An
     value = fastread.fast_load(text)
     if value is not None:
         return value
+    from kmsnap.snapshot import strict as yamlsafe  # only for text not in the canonical form
+
     return yamlsafe.safe_load(data, name)

@@ -17,8 +17,7 @@ from typing import Any, Protocol
 
 from kmsnap.errors import SnapshotError
 from kmsnap.model import SOURCES, Record, Snapshot
-from kmsnap.snapshot import fastread, parse, strict
-from kmsnap.snapshot.atomic import replace_tree
+from kmsnap.snapshot import fastread, parse
 from kmsnap.snapshot.layout import (
     FORMAT_VERSION,
     META_FILE,
@@ -173,6 +172,8 @@ def save_snapshot(snapshot: Snapshot, out_dir: Path, *, with_stats: bool = False
     def files(emit: Callable[[str, bytes], None]) -> None:  # written as they are rendered
         render_files(snapshot, emit, with_stats=with_stats)
 
+    from kmsnap.snapshot.atomic import replace_tree  # here: a diff or a load writes nothing
+
     # Looked up at call time, so a test can make one write fail.
     replace_tree(Path(out_dir), files, marker=META_FILE, write=lambda p, d: _write_file(p, d))
 
@@ -211,9 +212,16 @@ def _records(rel: str, data: bytes, role: Role, value: Any = None) -> list[Recor
             problem = "an entity without a string id"
         else:
             problem = "an entry that is not a mapping"
-        line = strict.locate_item(data, "id" if role.mapping else index)
+        line = _locate(data, "id" if role.mapping else index)
         raise SnapshotError(problem, path=rel, line=line)
     return records
+
+
+def _locate(data: bytes, item: int | str) -> int | None:
+    """The line of an entry (by index) or a key of a broken file, for its error."""
+    from kmsnap.snapshot import strict  # here: only a broken file needs PyYAML's loader
+
+    return strict.locate_item(data, item)
 
 
 _ID = itemgetter("id")
@@ -230,7 +238,7 @@ class _Assembler:
         where = self.seen.get((role.kind, role.stats), {}).get(entity_id, rel)
         line = None
         if index is not None:
-            line = strict.locate_item(data, "id" if role.mapping else index)
+            line = _locate(data, "id" if role.mapping else index)
         raise SnapshotError(
             f"{role.kind} {entity_id!r} appears twice (also in {where})", path=rel, line=line,
         )
@@ -282,7 +290,7 @@ def _read_meta(
         found = meta.get("format") if isinstance(meta, dict) else None
         raise SnapshotError(
             f"unsupported snapshot format {found!r} (this kmsnap reads format {FORMAT_VERSION})",
-            path=META_FILE, line=strict.locate_item(data, "format"),
+            path=META_FILE, line=_locate(data, "format"),
         )
     api = meta.get("api")
     other = meta.get("other_kinds") or {}

@@ -53,9 +53,10 @@ class KmsnapGroup(TyperGroup):
 class LazyTyper(typer.Typer):
     """typer's app whose command modules are imported the first time typer reads its commands
     (to parse, to show help, ``typer.main.get_command``), not when ``kmsnap.cli`` is imported:
-    ``kmsnap diff OLD NEW`` runs without them (``kmsnap.cli._fast_diff``)."""
+    ``kmsnap diff OLD NEW`` runs without typer at all (``kmsnap.cli._fast``)."""
 
-    # Set by ``kmsnap.cli``: imports every command module (each registers its commands).
+    # Set by ``kmsnap.cli`` when it first hands out the app: imports every command module
+    # (each registers its commands).
     load_commands: Callable[[], object] | None = None
     _registering = 0
 
