@@ -17,7 +17,7 @@ from kmsnap.errors import SnapshotError
 from kmsnap.model import Snapshot
 from kmsnap.snapshot import atomic as atomicdir
 from kmsnap.snapshot import layout as storelayout
-from kmsnap.snapshot import store
+from kmsnap.snapshot import store, strict
 from kmsnap.snapshot.parse import read_bounded
 from kmsnap.snapshot.store import (
     DirectorySource,
@@ -104,7 +104,7 @@ def _no_fallback(*args: object) -> None:
 def test_round_trip_with_and_without_stats(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(store.strict, "safe_load", _no_fallback)
+    monkeypatch.setattr(strict, "safe_load", _no_fallback)
     snap = _sample()
     save_snapshot(snap, tmp_path / "s", with_stats=True)
     loaded = load_snapshot(tmp_path / "s", with_stats=True)
@@ -470,7 +470,7 @@ def test_a_crlf_checkout_reads_the_same_and_fast(
     save_snapshot(_sample(), tmp_path / "s", with_stats=True)
     for path in (tmp_path / "s").rglob("*.yaml"):
         path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
-    monkeypatch.setattr(store.strict, "safe_load", _no_fallback)
+    monkeypatch.setattr(strict, "safe_load", _no_fallback)
     assert load_snapshot(tmp_path / "s", with_stats=True) == _sample()
 
 
